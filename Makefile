@@ -1,0 +1,79 @@
+# Exatom event pipeline. The two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+LOCAL := deploy/local
+
+# The test stack runs beside a `make run` stack: own state folder, own ports.
+TEST_STATE := $(CURDIR)/.local/test
+TEST_ENV := EXATOM_STATE=$(TEST_STATE) EXATOM_KAFKA_PORT=19092 \
+	EXATOM_CH_HTTP_PORT=18123 EXATOM_CH_TCP_PORT=19000
+TEST_TARGETS := EXATOM_TEST_STATE=$(TEST_STATE) EXATOM_KAFKA_BROKERS=127.0.0.1:19092 \
+	EXATOM_CLICKHOUSE_URL=http://127.0.0.1:18123 EXATOM_BIN=$(CURDIR)/target/release
+
+.PHONY: help
+help:
+	@echo "make run     install what is missing, build, start the whole pipeline locally"
+	@echo "make stop    stop it (data kept in .local/run)"
+	@echo "make test    formatting, lints, unit tests, integration tests on a real stack"
+	@echo "make bench   criterion benchmarks of the hot paths"
+	@echo "make fuzz    fuzz the collector's body decoder for 60 s (nightly + cargo-fuzz)"
+
+.PHONY: build
+build:
+	$(CARGO) build --release --workspace --bins
+
+.PHONY: run
+run:
+	$(LOCAL)/install.sh
+	$(MAKE) build
+	$(LOCAL)/stack.sh up
+	$(LOCAL)/services.sh up
+	@source $(LOCAL)/common.sh; \
+	echo; echo "Exatom is running (state and logs in $$STATE):"; \
+	echo "  collector       http://127.0.0.1:$$COLLECTOR_PORT/v1/events   (metrics: /metrics, health: /healthz, /readyz)"; \
+	echo "  anonymizer      http://127.0.0.1:$$ANONYMIZER_PORT/metrics"; \
+	echo "  sessionizer     http://127.0.0.1:$$SESSIONIZER_PORT/metrics"; \
+	echo "  aggregator      http://127.0.0.1:$$AGGREGATOR_PORT/metrics"; \
+	echo "  ClickHouse      http://127.0.0.1:$$CH_HTTP_PORT/   (database exatom)"; \
+	echo "  Kafka (tansu)   127.0.0.1:$$KAFKA_PORT"; \
+	echo "Stop with: make stop"
+
+.PHONY: stop
+stop:
+	$(LOCAL)/services.sh down
+	$(LOCAL)/stack.sh down
+
+.PHONY: status
+status:
+	$(LOCAL)/services.sh status
+
+.PHONY: lint
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+.PHONY: unit
+unit:
+	$(CARGO) test --release --workspace --exclude exatom-e2e
+
+.PHONY: integration
+integration: build
+	$(LOCAL)/install.sh test
+	rm -rf $(TEST_STATE)
+	@set -e; trap '$(TEST_ENV) $(LOCAL)/stack.sh down' EXIT; \
+	$(TEST_ENV) $(LOCAL)/stack.sh up; \
+	$(TEST_TARGETS) $(CARGO) test --release -p exatom-e2e -- --test-threads=1
+	.local/venv/bin/python tests/modern_engine.py target/release/exatom-admin
+
+.PHONY: test
+test: lint unit integration
+
+.PHONY: bench
+bench:
+	$(CARGO) bench -p exatom-benches
+
+.PHONY: fuzz
+fuzz:
+	cd fuzz && $(CARGO) +nightly fuzz run body_decoder -- -max_total_time=60

@@ -1,0 +1,69 @@
+# Shared by the deploy/local scripts: where state lives, which ports, how processes start.
+# Every value can be overridden from the environment, so `make test` runs its own stack
+# (own state folder, own ports) beside a `make run` stack without touching it.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE=${EXATOM_STATE:-$ROOT/.local/run}
+KAFKA_PORT=${EXATOM_KAFKA_PORT:-9092}
+CH_HTTP_PORT=${EXATOM_CH_HTTP_PORT:-8123}
+CH_TCP_PORT=${EXATOM_CH_TCP_PORT:-9000}
+COLLECTOR_PORT=${EXATOM_COLLECTOR_PORT:-8080}
+ANONYMIZER_PORT=${EXATOM_ANONYMIZER_PORT:-9102}
+SESSIONIZER_PORT=${EXATOM_SESSIONIZER_PORT:-9103}
+AGGREGATOR_PORT=${EXATOM_AGGREGATOR_PORT:-9104}
+BIN=${EXATOM_BIN:-$ROOT/target/release}
+TANSU=${TANSU:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
+
+export EXATOM_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+export EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
+
+mkdir -p "$STATE/logs" "$STATE/pids"
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# running NAME: true when NAME's recorded process is alive.
+running() {
+  local pidfile="$STATE/pids/$1.pid"
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+# start NAME CMD...: starts CMD in the background (own session), logs to $STATE/logs/NAME.log.
+start() {
+  local name=$1; shift
+  if running "$name"; then
+    log "$name already running (pid $(cat "$STATE/pids/$name.pid"))"
+    return 0
+  fi
+  setsid "$@" >>"$STATE/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/pids/$name.pid"
+  log "$name started (pid $!, log $STATE/logs/$name.log)"
+}
+
+# stop NAME: SIGTERM, wait up to 20 s for the drain, then SIGKILL.
+stop() {
+  local name=$1 pidfile="$STATE/pids/$1.pid"
+  [[ -f $pidfile ]] || return 0
+  local pid; pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop in 20 s: killing"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "$name stopped"
+  fi
+  rm -f "$pidfile"
+}
+
+# wait_for NAME SECONDS CMD...: retries CMD until it succeeds.
+wait_for() {
+  local name=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  log "$name not ready after ${secs}s; last lines of its log:"
+  tail -n 20 "$STATE/logs/$name.log" >&2 || true
+  return 1
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The four services of the local stack.
+#   deploy/local/services.sh up | down | status
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+SERVICES=(collector anonymizer sessionizer aggregator)
+
+up() {
+  EXATOM_LISTEN=127.0.0.1:$COLLECTOR_PORT \
+    EXATOM_SITES_FILE=${EXATOM_SITES_FILE:-$ROOT/deploy/local/sites.toml} \
+    start collector "$BIN/exatom-collector"
+  EXATOM_ADMIN_LISTEN=127.0.0.1:$ANONYMIZER_PORT start anonymizer "$BIN/exatom-anonymizer"
+  EXATOM_ADMIN_LISTEN=127.0.0.1:$SESSIONIZER_PORT start sessionizer "$BIN/exatom-sessionizer"
+  EXATOM_ADMIN_LISTEN=127.0.0.1:$AGGREGATOR_PORT start aggregator "$BIN/exatom-aggregator"
+  wait_for collector 30 curl -fsS "http://127.0.0.1:$COLLECTOR_PORT/readyz"
+  wait_for anonymizer 30 curl -fsS "http://127.0.0.1:$ANONYMIZER_PORT/healthz"
+  wait_for sessionizer 30 curl -fsS "http://127.0.0.1:$SESSIONIZER_PORT/healthz"
+  wait_for aggregator 30 curl -fsS "http://127.0.0.1:$AGGREGATOR_PORT/healthz"
+}
+
+case ${1:-up} in
+  up) up ;;
+  down) for s in "${SERVICES[@]}"; do stop "$s"; done ;;
+  status)
+    for s in broker clickhouse "${SERVICES[@]}"; do
+      if running "$s"; then echo "$s: running (pid $(cat "$STATE/pids/$s.pid"))"; else echo "$s: stopped"; fi
+    done
+    ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

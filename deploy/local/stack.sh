@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The infrastructure of the local stack: broker (tansu), ClickHouse, topics, schema.
+#   deploy/local/stack.sh up      start what is not running, create topics, migrate
+#   deploy/local/stack.sh down    stop the broker and ClickHouse (data kept)
+#   deploy/local/stack.sh broker-down | broker-up   (failure tests)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+broker_up() {
+  mkdir -p "$STATE/tansu"
+  # SQLite storage survives a broker restart (the default memory:// does not); the
+  # maintenance pass is what applies retention.ms, every 30 s here. tansu reads the path
+  # after sqlite:// as relative to its working directory, hence the cd.
+  (cd "$STATE/tansu" && start broker "$TANSU" broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine "sqlite://tansu.db?maintenance_interval=30s")
+  wait_for broker 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+}
+
+clickhouse_up() {
+  mkdir -p "$STATE/clickhouse"/{data,tmp,user_files,format_schemas,log}
+  sed -e "s#@STATE@#$STATE#g" -e "s#@HTTP_PORT@#$CH_HTTP_PORT#g" -e "s#@TCP_PORT@#$CH_TCP_PORT#g" \
+    "$ROOT/deploy/local/clickhouse.xml.in" >"$STATE/clickhouse/config.xml"
+  start clickhouse clickhouse-server --config-file="$STATE/clickhouse/config.xml"
+  wait_for clickhouse 60 curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping"
+}
+
+case ${1:-up} in
+  up)
+    broker_up
+    clickhouse_up
+    "$BIN/exatom-admin" topics >&2
+    "$BIN/exatom-admin" migrate >&2
+    ;;
+  down)
+    stop clickhouse
+    stop broker
+    ;;
+  broker-down) stop broker ;;
+  broker-up) broker_up ;;
+  *) echo "usage: $0 up|down|broker-down|broker-up" >&2; exit 2 ;;
+esac

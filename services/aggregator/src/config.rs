@@ -1,0 +1,30 @@
+//! Aggregator configuration (`EXATOM_*` variables or the TOML file in `EXATOM_CONFIG`).
+
+use std::net::SocketAddr;
+
+use exatom_shared::config::Endpoints;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AggregatorConfig {
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    pub admin_listen: SocketAddr,
+    pub group_id: String,
+    pub batch_max: usize,
+    /// How often the 90-day retention task runs on servers without TTL, in seconds.
+    pub retention_interval_s: u64,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        AggregatorConfig {
+            endpoints: Endpoints::default(),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9104)),
+            group_id: "exatom-aggregator".into(),
+            batch_max: 2_000,
+            retention_interval_s: 3_600,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Session analytics → ClickHouse rows. Every row of a session carries the session's day
+//! and a constant version, so a session delivered twice rewrites identical rows.
+
+use clickhouse::Row;
+use exatom_shared::model::Session;
+use exatom_shared::time::days_since_epoch;
+use serde::Serialize;
+
+use crate::analytics::SessionAnalytics;
+
+const VERSION: u64 = 1;
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct FormSessionRow {
+    pub site: String,
+    pub day: u16,
+    pub session_id: String,
+    pub form_key: String,
+    pub device_class: String,
+    pub country: String,
+    pub browser_family: String,
+    pub viewed: u8,
+    pub started: u8,
+    pub submitted: u8,
+    pub converted: u8,
+    pub revenue: f64,
+    pub first_view_ms: i64,
+    pub first_interaction_ms: i64,
+    pub first_start_ms: i64,
+    pub conversion_ms: i64,
+    pub has_start_hesitation: u8,
+    pub start_hesitation_ms: i64,
+    pub has_duration_to_conversion: u8,
+    pub duration_to_conversion_ms: i64,
+    pub abandon_field: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct FieldRow {
+    pub site: String,
+    pub day: u16,
+    pub session_id: String,
+    pub form_key: String,
+    pub field_key: String,
+    pub device_class: String,
+    pub focuses: u32,
+    pub time_spent_ms: i64,
+    pub has_hesitation: u8,
+    pub hesitation_ms: i64,
+    pub returns: u32,
+    pub corrections: u32,
+    pub errors: u32,
+    pub blank_at_submit: u8,
+    pub abandoned: u8,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct ConversionRow {
+    pub site: String,
+    pub day: u16,
+    pub session_id: String,
+    pub event_id: String,
+    pub form_key: String,
+    pub conversion_tag: String,
+    pub transaction_id: String,
+    pub revenue: f64,
+    pub currency: String,
+    pub event_time_ms: i64,
+    pub counts: u8,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct TooltipRow {
+    pub site: String,
+    pub day: u16,
+    pub session_id: String,
+    pub event_id: String,
+    pub trigger: String,
+    pub action: &'static str,
+    pub form_key: String,
+    pub event_time_ms: i64,
+    pub version: u64,
+}
+
+/// All rows of a batch of sessions, by table.
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub forms: Vec<FormSessionRow>,
+    pub fields: Vec<FieldRow>,
+    pub conversions: Vec<ConversionRow>,
+    pub tooltips: Vec<TooltipRow>,
+}
+
+impl Rows {
+    pub fn add(&mut self, s: &Session, a: SessionAnalytics) {
+        let day = days_since_epoch(s.started_ms);
+        let d = &s.device;
+        for f in a.forms {
+            self.forms.push(FormSessionRow {
+                site: s.site.clone(),
+                day,
+                session_id: s.session_id.clone(),
+                form_key: f.form_key,
+                device_class: d.device_class.clone(),
+                country: d.country.clone(),
+                browser_family: d.browser_family.clone(),
+                viewed: f.viewed.into(),
+                started: f.started.into(),
+                submitted: f.submitted.into(),
+                converted: f.converted.into(),
+                revenue: f.revenue,
+                first_view_ms: f.first_view_ms.unwrap_or(0),
+                first_interaction_ms: f.first_interaction_ms.unwrap_or(0),
+                first_start_ms: f.first_start_ms.unwrap_or(0),
+                conversion_ms: f.conversion_ms.unwrap_or(0),
+                has_start_hesitation: f.start_hesitation_ms.is_some().into(),
+                start_hesitation_ms: f.start_hesitation_ms.unwrap_or(0),
+                has_duration_to_conversion: f.duration_to_conversion_ms.is_some().into(),
+                duration_to_conversion_ms: f.duration_to_conversion_ms.unwrap_or(0),
+                abandon_field: f.abandon_field.unwrap_or_default(),
+                version: VERSION,
+            });
+        }
+        for f in a.fields {
+            self.fields.push(FieldRow {
+                site: s.site.clone(),
+                day,
+                session_id: s.session_id.clone(),
+                form_key: f.form_key,
+                field_key: f.field_key,
+                device_class: d.device_class.clone(),
+                focuses: f.focuses,
+                time_spent_ms: f.time_spent_ms,
+                has_hesitation: f.hesitation_ms.is_some().into(),
+                hesitation_ms: f.hesitation_ms.unwrap_or(0),
+                returns: f.returns,
+                corrections: f.corrections,
+                errors: f.errors,
+                blank_at_submit: f.blank_at_submit.into(),
+                abandoned: f.abandoned.into(),
+                version: VERSION,
+            });
+        }
+        for c in a.conversions {
+            self.conversions.push(ConversionRow {
+                site: s.site.clone(),
+                day,
+                session_id: s.session_id.clone(),
+                event_id: c.event_id,
+                form_key: c.form_key,
+                conversion_tag: c.conversion_tag,
+                transaction_id: c.transaction_id,
+                revenue: c.revenue,
+                currency: c.currency,
+                event_time_ms: c.event_time_ms,
+                counts: c.counts.into(),
+                version: VERSION,
+            });
+        }
+        for t in a.tooltips {
+            self.tooltips.push(TooltipRow {
+                site: s.site.clone(),
+                day,
+                session_id: s.session_id.clone(),
+                event_id: t.event_id,
+                trigger: t.trigger,
+                action: t.action.as_str(),
+                form_key: t.form_key,
+                event_time_ms: t.event_time_ms,
+                version: VERSION,
+            });
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! `exatom-aggregator`: see the crate docs.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    exatom_shared::telemetry::init_logging();
+    let config: exatom_aggregator::config::AggregatorConfig = exatom_shared::config::load()?;
+    exatom_aggregator::run(config).await
+}

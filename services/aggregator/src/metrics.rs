@@ -1,0 +1,70 @@
+//! The aggregator's Prometheus metrics.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+#[derive(Clone)]
+pub struct AggregatorMetrics {
+    pub sessions_in: IntCounter,
+    pub rows_written: IntCounterVec,
+    pub write_seconds: Histogram,
+    pub write_retries: IntCounter,
+    pub dlq: IntCounter,
+    pub partitions_dropped: IntCounter,
+    pub consumer_lag: IntGaugeVec,
+}
+
+impl AggregatorMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = AggregatorMetrics {
+            sessions_in: IntCounter::new(
+                "exatom_aggregator_sessions_in_total",
+                "Sessions read from exatom.sessions",
+            )?,
+            rows_written: IntCounterVec::new(
+                Opts::new(
+                    "exatom_aggregator_rows_written_total",
+                    "Rows written, by table",
+                ),
+                &["table"],
+            )?,
+            write_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "exatom_aggregator_write_seconds",
+                    "Time to write one batch to ClickHouse",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
+            write_retries: IntCounter::new(
+                "exatom_aggregator_write_retries_total",
+                "ClickHouse writes retried",
+            )?,
+            dlq: IntCounter::new(
+                "exatom_aggregator_dlq_total",
+                "Undecodable records sent to exatom.dlq",
+            )?,
+            partitions_dropped: IntCounter::new(
+                "exatom_aggregator_retention_partitions_dropped_total",
+                "Daily partitions dropped by the 90-day retention task",
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "exatom_aggregator_consumer_lag",
+                    "Messages behind the partition end",
+                ),
+                &["topic", "partition"],
+            )?,
+        };
+        registry.register(Box::new(m.sessions_in.clone()))?;
+        registry.register(Box::new(m.rows_written.clone()))?;
+        registry.register(Box::new(m.write_seconds.clone()))?;
+        registry.register(Box::new(m.write_retries.clone()))?;
+        registry.register(Box::new(m.dlq.clone()))?;
+        registry.register(Box::new(m.partitions_dropped.clone()))?;
+        registry.register(Box::new(m.consumer_lag.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,45 @@
+//! Anonymizer configuration (`EXATOM_*` variables or the TOML file in `EXATOM_CONFIG`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use exatom_shared::config::Endpoints;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AnonymizerConfig {
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub admin_listen: SocketAddr,
+    /// Consumer group shared by every replica.
+    pub group_id: String,
+    /// A MaxMind-format database (GeoIP2/GeoLite2 City or Country, or a country-only
+    /// `.mmdb`). Empty: no geo, empty country and region.
+    pub geo_database: Option<PathBuf>,
+    /// Distinct user agents whose classification is cached.
+    pub ua_cache_entries: usize,
+    /// Query parameters kept in URLs: names, or prefixes ending in `*`.
+    pub query_allow_list: String,
+    /// Starting with a salts topic that keeps salts longer than 48 hours breaks the
+    /// product's promise; this must be set explicitly to allow it.
+    pub allow_long_salt_retention: bool,
+    /// Messages handled per batch (one commit per batch).
+    pub batch_max: usize,
+}
+
+impl Default for AnonymizerConfig {
+    fn default() -> Self {
+        AnonymizerConfig {
+            endpoints: Endpoints::default(),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9102)),
+            group_id: "exatom-anonymizer".into(),
+            geo_database: None,
+            ua_cache_entries: 10_000,
+            query_allow_list: "utm_*".into(),
+            allow_long_salt_retention: false,
+            batch_max: 2_000,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! `AnonEvent` → Kafka record: key `site:visitor_id`, so one visitor's events stay in order
+//! on one partition of `exatom.anon`.
+
+use exatom_shared::avro::{anon_event_codec, Codec, CodecError};
+use exatom_shared::model::AnonEvent;
+
+pub struct AnonEncoder {
+    codec: Codec<AnonEvent>,
+}
+
+impl Default for AnonEncoder {
+    fn default() -> Self {
+        AnonEncoder {
+            codec: anon_event_codec(),
+        }
+    }
+}
+
+impl AnonEncoder {
+    /// The record's key and its Avro single-object bytes.
+    pub fn encode(&self, event: &AnonEvent) -> Result<(String, Vec<u8>), CodecError> {
+        let key = format!("{}:{}", event.site, event.visitor_id);
+        Ok((key, self.codec.encode(event)?))
+    }
+}

@@ -1,0 +1,86 @@
+//! The anonymizer's Prometheus metrics.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+#[derive(Clone)]
+pub struct AnonymizerMetrics {
+    pub records_in: IntCounter,
+    pub records_out: IntCounter,
+    pub stage_seconds: HistogramVec,
+    pub ua_cache: IntCounterVec,
+    pub salts: IntCounterVec,
+    pub dlq: IntCounterVec,
+    pub scrubbed: IntCounterVec,
+    pub consumer_lag: IntGaugeVec,
+}
+
+impl AnonymizerMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = AnonymizerMetrics {
+            records_in: IntCounter::new(
+                "exatom_anonymizer_records_in_total",
+                "Records read from exatom.raw",
+            )?,
+            records_out: IntCounter::new(
+                "exatom_anonymizer_records_out_total",
+                "Records delivered to exatom.anon",
+            )?,
+            stage_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "exatom_anonymizer_stage_seconds",
+                    "Time per batch in each stage",
+                )
+                .buckets(vec![
+                    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
+                ]),
+                &["stage"],
+            )?,
+            ua_cache: IntCounterVec::new(
+                Opts::new(
+                    "exatom_anonymizer_ua_cache_total",
+                    "User agent cache lookups",
+                ),
+                &["result"],
+            )?,
+            salts: IntCounterVec::new(
+                Opts::new(
+                    "exatom_anonymizer_salts_total",
+                    "Daily salts created or forgotten",
+                ),
+                &["event"],
+            )?,
+            dlq: IntCounterVec::new(
+                Opts::new(
+                    "exatom_anonymizer_dlq_total",
+                    "Records sent to exatom.dlq, by reason",
+                ),
+                &["reason"],
+            )?,
+            scrubbed: IntCounterVec::new(
+                Opts::new(
+                    "exatom_anonymizer_scrubbed_total",
+                    "Free-text replacements, by rule",
+                ),
+                &["rule"],
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "exatom_anonymizer_consumer_lag",
+                    "Messages behind the partition end",
+                ),
+                &["topic", "partition"],
+            )?,
+        };
+        registry.register(Box::new(m.records_in.clone()))?;
+        registry.register(Box::new(m.records_out.clone()))?;
+        registry.register(Box::new(m.stage_seconds.clone()))?;
+        registry.register(Box::new(m.ua_cache.clone()))?;
+        registry.register(Box::new(m.salts.clone()))?;
+        registry.register(Box::new(m.dlq.clone()))?;
+        registry.register(Box::new(m.scrubbed.clone()))?;
+        registry.register(Box::new(m.consumer_lag.clone()))?;
+        Ok(m)
+    }
+}

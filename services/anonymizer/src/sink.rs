@@ -1,0 +1,257 @@
+//! The stream loop: `exatom.raw` → anonymize → `exatom.anon`, committing a batch's offsets
+//! only after every record of it is delivered (or dead-lettered).
+
+use std::time::{Duration, Instant};
+
+use exatom_shared::avro::raw_event_codec;
+
+use crate::encoder::AnonEncoder;
+use exatom_shared::kafka::{self, ANON_TOPIC, RAW_TOPIC};
+use exatom_shared::model::Device;
+use exatom_shared::telemetry::Shutdown;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::device::Classifier;
+use crate::geo::Geo;
+use crate::metrics::AnonymizerMetrics;
+use crate::scrub::{QueryAllowList, ScrubCounts};
+use crate::service::{SaltError, SaltKeeper};
+use crate::transform::anonymize;
+
+/// What the loop needs, built once at start.
+pub struct Pipeline {
+    pub consumer: kafka::Consumer,
+    pub producer: FutureProducer,
+    pub salts: SaltKeeper,
+    pub classifier: Classifier,
+    pub geo: Geo,
+    pub allow: QueryAllowList,
+    pub metrics: AnonymizerMetrics,
+    pub batch_max: usize,
+}
+
+/// One encoded output record, or the reason its input goes to the DLQ.
+enum Outcome {
+    Anon { key: String, payload: Vec<u8> },
+    DeadLetter(String),
+}
+
+impl Pipeline {
+    /// Runs until shutdown; returns after committing what was delivered.
+    pub async fn run(mut self, shutdown: Shutdown) -> anyhow::Result<()> {
+        self.consumer.subscribe(&[RAW_TOPIC])?;
+        let raw_codec = raw_event_codec();
+        let anon_codec = AnonEncoder::default();
+        let mut lag_sampled = Instant::now();
+        while !shutdown.is_triggered() {
+            let batch = kafka::next_batch(
+                &self.consumer,
+                self.batch_max,
+                Duration::from_millis(500),
+                Duration::from_millis(20),
+            )
+            .await?
+            .messages;
+            if lag_sampled.elapsed() > Duration::from_secs(10) {
+                self.report_lag();
+                lag_sampled = Instant::now();
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            self.metrics.records_in.inc_by(batch.len() as u64);
+            let started = Instant::now();
+            let today = chrono::Utc::now().date_naive();
+            if self.salts.forget_expired(today) > 0 {
+                self.metrics.salts.with_label_values(&["forgotten"]).inc();
+            }
+            let mut outcomes = Vec::with_capacity(batch.len());
+            let mut counts = ScrubCounts::default();
+            for message in &batch {
+                let outcome = self
+                    .transform(
+                        message,
+                        &raw_codec,
+                        &anon_codec,
+                        today,
+                        &mut counts,
+                        &shutdown,
+                    )
+                    .await?;
+                outcomes.push(outcome);
+            }
+            self.record_counts(counts);
+            self.metrics
+                .stage_seconds
+                .with_label_values(&["transform"])
+                .observe(started.elapsed().as_secs_f64());
+
+            let started = Instant::now();
+            self.deliver(&batch, outcomes, &shutdown).await?;
+            self.metrics
+                .stage_seconds
+                .with_label_values(&["deliver"])
+                .observe(started.elapsed().as_secs_f64());
+            kafka::commit(
+                &self.consumer,
+                &kafka::next_offsets(&batch),
+                CommitMode::Sync,
+            )?;
+        }
+        tracing::info!("anonymizer drained");
+        Ok(())
+    }
+
+    async fn transform(
+        &mut self,
+        message: &OwnedMessage,
+        raw_codec: &exatom_shared::avro::Codec<exatom_shared::model::RawEvent>,
+        anon_codec: &AnonEncoder,
+        today: chrono::NaiveDate,
+        counts: &mut ScrubCounts,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Outcome> {
+        let raw = match raw_codec.decode(message.payload().unwrap_or_default()) {
+            Ok(raw) => raw,
+            Err(e) => return Ok(Outcome::DeadLetter(format!("undecodable: {e}"))),
+        };
+        let day = exatom_shared::time::utc_day(raw.received_at_ms);
+        let salt = loop {
+            match self.salts.salt_for(day, today).await {
+                Ok((salt, created)) => {
+                    if created {
+                        self.metrics.salts.with_label_values(&["created"]).inc();
+                        tracing::info!(%day, "created the salt of a new day");
+                    }
+                    break salt;
+                }
+                Err(e @ SaltError::Expired(_)) => {
+                    return Ok(Outcome::DeadLetter(format!("salt_expired: {e}")))
+                }
+                Err(e) if shutdown.is_triggered() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "salt not available yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let hits_before = self.classifier.hits;
+        let classified = self.classifier.classify(&raw.user_agent);
+        let hit = if self.classifier.hits > hits_before {
+            "hit"
+        } else {
+            "miss"
+        };
+        self.metrics.ua_cache.with_label_values(&[hit]).inc();
+        let (country, region) = self.geo.locate(&raw.ip);
+        let mut device = Device {
+            country,
+            region,
+            ..Device::default()
+        };
+        classified.apply(&mut device);
+        let anon = anonymize(raw, &salt, device, &self.allow, counts);
+        Ok(match anon_codec.encode(&anon) {
+            Ok((key, payload)) => Outcome::Anon { key, payload },
+            Err(e) => Outcome::DeadLetter(format!("unencodable: {e}")),
+        })
+    }
+
+    /// Produces every outcome and waits for all acknowledgements; a failed delivery is
+    /// retried with backoff (order per key is kept by the idempotent producer).
+    async fn deliver(
+        &self,
+        batch: &[OwnedMessage],
+        outcomes: Vec<Outcome>,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<()> {
+        let mut pending = Vec::new();
+        for (message, outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Outcome::DeadLetter(reason) => {
+                    let label = reason.split(':').next().unwrap_or("other").to_owned();
+                    self.metrics.dlq.with_label_values(&[&label]).inc();
+                    tracing::warn!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        reason = %label,
+                        "record sent to the DLQ"
+                    );
+                    let mut backoff = Duration::from_millis(100);
+                    while let Err(e) =
+                        kafka::send_dead_letter(&self.producer, message, &reason).await
+                    {
+                        tracing::error!(error = %e, "DLQ write failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+                Outcome::Anon { key, payload } => pending.push((key, payload)),
+            }
+        }
+        let mut backoff = Duration::from_millis(100);
+        while !pending.is_empty() {
+            let mut deliveries = Vec::with_capacity(pending.len());
+            for (key, payload) in &pending {
+                let record = FutureRecord::to(ANON_TOPIC).key(key).payload(payload);
+                deliveries.push(self.producer.send(record, Duration::from_secs(30)));
+            }
+            let mut delivered = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                delivered.push(match delivery.await {
+                    Ok(_) => true,
+                    Err((e, _)) => {
+                        tracing::warn!(error = %e, "delivery to exatom.anon failed; will retry");
+                        false
+                    }
+                });
+            }
+            self.metrics
+                .records_out
+                .inc_by(delivered.iter().filter(|d| **d).count() as u64);
+            let failed: Vec<_> = pending
+                .into_iter()
+                .zip(delivered)
+                .filter_map(|(item, ok)| (!ok).then_some(item))
+                .collect();
+            pending = failed;
+            if !pending.is_empty() {
+                if shutdown.is_triggered() {
+                    anyhow::bail!(
+                        "shutting down with {} undelivered records (not committed)",
+                        pending.len()
+                    );
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        Ok(())
+    }
+
+    fn record_counts(&self, c: ScrubCounts) {
+        for (rule, n) in [
+            ("email", c.emails),
+            ("ip", c.ips),
+            ("date", c.dates),
+            ("digits", c.digit_runs),
+            ("query_param", c.query_params),
+            ("fragment", c.fragments),
+        ] {
+            if n > 0 {
+                self.metrics.scrubbed.with_label_values(&[rule]).inc_by(n);
+            }
+        }
+    }
+
+    fn report_lag(&self) {
+        for (topic, partition, lag) in kafka::lag(&self.consumer) {
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[&topic, &partition.to_string()])
+                .set(lag);
+        }
+    }
+}

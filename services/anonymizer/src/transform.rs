@@ -1,0 +1,106 @@
+//! RawEvent → AnonEvent: the one place identity is turned into a daily visitor id and
+//! free text is scrubbed. Pure: salt, device and location are given.
+
+use exatom_shared::model::{AnonEvent, Device, EventBody, FieldRef, Form, RawEvent};
+use sha2::{Digest, Sha256};
+
+use crate::scrub::{scrub_identifier, scrub_text, scrub_url, QueryAllowList, ScrubCounts};
+use crate::visitor::{visitor_id, Salt};
+
+/// Builds the anonymized event. `device` already holds the coarse location and UA class.
+pub fn anonymize(
+    raw: RawEvent,
+    salt: &Salt,
+    device: Device,
+    allow: &QueryAllowList,
+    counts: &mut ScrubCounts,
+) -> AnonEvent {
+    let day = exatom_shared::time::utc_day(raw.received_at_ms);
+    let visitor_id = visitor_id(salt, &raw.site, &raw.user_agent, &raw.ip, day);
+    let body = scrub_body(raw.body, &raw.site, allow, counts);
+    AnonEvent {
+        event_id: raw.event_id,
+        site: raw.site,
+        visitor_id,
+        kind: raw.kind,
+        event_time_ms: raw.event_time_ms,
+        received_at_ms: raw.received_at_ms,
+        body,
+        device,
+    }
+}
+
+fn scrub_body(b: EventBody, site: &str, allow: &QueryAllowList, c: &mut ScrubCounts) -> EventBody {
+    let mut text = |v: Option<String>| v.map(|s| scrub_text(&s, c));
+    let title = text(b.title);
+    EventBody {
+        page: b.page.map(|u| scrub_url(&u, allow, c)),
+        referrer: b.referrer.map(|u| scrub_url(&u, allow, c)),
+        title,
+        form: b.form.map(|f| scrub_form(f, allow, c)),
+        form_event: b.form_event,
+        seq: b.seq,
+        field: b.field.map(|f| scrub_field(f, c)),
+        // Enforced again: the collector already allows only "" and "*".
+        value: b
+            .value
+            .map(|v| if v.is_empty() { v } else { "*".to_owned() }),
+        conversion_tag: b.conversion_tag.map(|s| scrub_identifier(&s, c)),
+        transaction_id: b.transaction_id.map(|t| transaction_key(site, &t)),
+        revenue: b.revenue,
+        currency: b.currency,
+        tooltip_action: b.tooltip_action,
+        trigger: b.trigger.map(|s| scrub_identifier(&s, c)),
+        tooltip_id: b.tooltip_id,
+    }
+}
+
+/// A site's transaction ids are order numbers, sometimes e-mails: what the pipeline needs
+/// is only whether two conversions carry the same one, so it keeps a hash.
+pub fn transaction_key(site: &str, transaction_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((site.len() as u32).to_be_bytes());
+    h.update(site.as_bytes());
+    h.update(transaction_id.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+fn scrub_form(f: Form, allow: &QueryAllowList, c: &mut ScrubCounts) -> Form {
+    Form {
+        name: scrub_identifier(&f.name, c),
+        id: scrub_identifier(&f.id, c),
+        order: f.order,
+        html_id: f.html_id.map(|s| scrub_identifier(&s, c)),
+        action: f.action.map(|s| scrub_url(&s, allow, c)),
+        title: f.title.map(|s| scrub_text(&s, c)),
+        visible: f.visible,
+        fields: f
+            .fields
+            .into_iter()
+            .map(|field| exatom_shared::model::FormField {
+                name: scrub_identifier(&field.name, c),
+                label: scrub_text(&field.label, c),
+                id: scrub_identifier(&field.id, c),
+                tag: scrub_identifier(&field.tag, c),
+                input_type: scrub_identifier(&field.input_type, c),
+                order: field.order,
+                visible: field.visible,
+                group: scrub_text(&field.group, c),
+            })
+            .collect(),
+    }
+}
+
+fn scrub_field(f: FieldRef, c: &mut ScrubCounts) -> FieldRef {
+    FieldRef {
+        name: scrub_identifier(&f.name, c),
+        id: scrub_identifier(&f.id, c),
+        tag: scrub_identifier(&f.tag, c),
+        input_type: scrub_identifier(&f.input_type, c),
+        order: f.order,
+        label: scrub_text(&f.label, c),
+    }
+}
+
+#[cfg(test)]
+mod tests;

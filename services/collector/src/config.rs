@@ -1,0 +1,57 @@
+//! Collector configuration (`EXATOM_*` variables or the TOML file in `EXATOM_CONFIG`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use exatom_shared::config::Endpoints;
+use serde::Deserialize;
+
+use crate::limits::Limits;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CollectorConfig {
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// Where browsers send events; also serves `/healthz`, `/readyz`, `/metrics`.
+    pub listen: SocketAddr,
+    /// The site registry (TOML); reloaded on SIGHUP and when it changes.
+    pub sites_file: PathBuf,
+    /// CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: String,
+    /// Requests per second one client address may send, sustained.
+    pub rate_per_second: f64,
+    /// Requests one client address may send at once.
+    pub rate_burst: f64,
+    /// Client addresses tracked at most by the rate limiter.
+    pub rate_max_clients: usize,
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// Events waiting for the broker above which requests get 503.
+    pub max_queue_events: usize,
+    /// How long a request waits for the broker to acknowledge its events.
+    pub delivery_timeout_ms: u64,
+    /// How long a client may take to send its body.
+    pub request_timeout_ms: u64,
+    /// Seconds a 503 or 429 asks the browser to wait.
+    pub retry_after_s: u64,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            endpoints: Endpoints::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            sites_file: PathBuf::from("deploy/local/sites.toml"),
+            trusted_proxies: "127.0.0.1/32,::1/128".into(),
+            rate_per_second: 50.0,
+            rate_burst: 200.0,
+            rate_max_clients: 100_000,
+            limits: Limits::default(),
+            max_queue_events: 50_000,
+            delivery_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+            retry_after_s: 5,
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Sessionizer configuration (`EXATOM_*` variables or the TOML file in `EXATOM_CONFIG`).
+
+use std::net::SocketAddr;
+
+use exatom_shared::config::Endpoints;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SessionizerConfig {
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    pub admin_listen: SocketAddr,
+    pub group_id: String,
+    /// How long after an event (and after a batch's arrival) its session stays open for
+    /// stragglers, in ms.
+    pub lateness_ms: i64,
+    /// How far behind the wall clock an idle partition's stream time is set, in ms: the
+    /// longest expected delay from the collector to here.
+    pub idle_margin_ms: i64,
+    /// Open sessions above which consumption pauses until some close.
+    pub max_open_sessions: usize,
+    pub batch_max: usize,
+}
+
+impl Default for SessionizerConfig {
+    fn default() -> Self {
+        SessionizerConfig {
+            endpoints: Endpoints::default(),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9103)),
+            group_id: "exatom-sessionizer".into(),
+            lateness_ms: 5 * 60_000,
+            idle_margin_ms: 10_000,
+            max_open_sessions: 1_000_000,
+            batch_max: 5_000,
+        }
+    }
+}

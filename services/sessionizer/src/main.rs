@@ -1,0 +1,8 @@
+//! `exatom-sessionizer`: see the crate docs.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    exatom_shared::telemetry::init_logging();
+    let config: exatom_sessionizer::config::SessionizerConfig = exatom_shared::config::load()?;
+    exatom_sessionizer::run(config).await
+}

@@ -1,0 +1,84 @@
+//! The sessionizer's Prometheus metrics.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct SessionizerMetrics {
+    pub events_in: IntCounter,
+    pub events_late: IntCounter,
+    pub events_duplicate: IntCounter,
+    pub events_replayed: IntCounter,
+    pub open_sessions: IntGauge,
+    pub sessions_closed: IntCounter,
+    pub sessions_merged: IntCounter,
+    pub watermark_lag_ms: IntGauge,
+    pub write_retries: IntCounterVec,
+    pub dlq: IntCounter,
+    pub consumer_lag: IntGaugeVec,
+}
+
+impl SessionizerMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = SessionizerMetrics {
+            events_in: IntCounter::new(
+                "exatom_sessionizer_events_in_total",
+                "Events read from exatom.anon",
+            )?,
+            events_late: IntCounter::new(
+                "exatom_sessionizer_events_late_total",
+                "Events that arrived more than the lateness after they happened",
+            )?,
+            events_duplicate: IntCounter::new(
+                "exatom_sessionizer_events_duplicate_total",
+                "Events already in their session (upstream retries)",
+            )?,
+            events_replayed: IntCounter::new(
+                "exatom_sessionizer_events_replayed_total",
+                "Events skipped on replay because their session was already written",
+            )?,
+            open_sessions: IntGauge::new("exatom_sessionizer_open_sessions", "Sessions held open")?,
+            sessions_closed: IntCounter::new(
+                "exatom_sessionizer_sessions_closed_total",
+                "Sessions closed and written",
+            )?,
+            sessions_merged: IntCounter::new(
+                "exatom_sessionizer_sessions_merged_total",
+                "Sessions joined into another by a bridging event",
+            )?,
+            watermark_lag_ms: IntGauge::new(
+                "exatom_sessionizer_watermark_lag_ms",
+                "Wall clock minus the oldest partition stream time",
+            )?,
+            write_retries: IntCounterVec::new(
+                Opts::new(
+                    "exatom_sessionizer_write_retries_total",
+                    "Writes retried, by target",
+                ),
+                &["target"],
+            )?,
+            dlq: IntCounter::new(
+                "exatom_sessionizer_dlq_total",
+                "Undecodable records sent to exatom.dlq",
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "exatom_sessionizer_consumer_lag",
+                    "Messages behind the partition end",
+                ),
+                &["topic", "partition"],
+            )?,
+        };
+        registry.register(Box::new(m.events_in.clone()))?;
+        registry.register(Box::new(m.events_late.clone()))?;
+        registry.register(Box::new(m.events_duplicate.clone()))?;
+        registry.register(Box::new(m.events_replayed.clone()))?;
+        registry.register(Box::new(m.open_sessions.clone()))?;
+        registry.register(Box::new(m.sessions_closed.clone()))?;
+        registry.register(Box::new(m.sessions_merged.clone()))?;
+        registry.register(Box::new(m.watermark_lag_ms.clone()))?;
+        registry.register(Box::new(m.write_retries.clone()))?;
+        registry.register(Box::new(m.dlq.clone()))?;
+        registry.register(Box::new(m.consumer_lag.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,250 @@
+use super::*;
+use exatom_shared::model::{EventBody, EventKind};
+
+const T0: i64 = 1_795_000_000_000;
+const MIN: i64 = 60_000;
+const LATENESS: i64 = 2 * MIN;
+
+fn event(visitor: &str, id: &str, t: i64) -> AnonEvent {
+    AnonEvent {
+        event_id: id.into(),
+        site: "DEMO".into(),
+        visitor_id: visitor.into(),
+        kind: EventKind::PageView,
+        event_time_ms: t,
+        received_at_ms: t,
+        body: EventBody::default(),
+        device: Device::default(),
+    }
+}
+
+/// Feeds events in arrival order (received_at = arrival), then closes everything.
+fn sessionize(events: &[(AnonEvent, i64)]) -> Vec<Session> {
+    let mut state = PartitionState::new(LATENESS);
+    let mut closed = Vec::new();
+    for (offset, (e, received_at)) in events.iter().enumerate() {
+        closed.extend(state.advance(*received_at));
+        let mut e = e.clone();
+        e.received_at_ms = *received_at;
+        state.place(&e, offset as i64);
+    }
+    closed.extend(state.close_all());
+    closed.sort_by_key(|s| (s.started_ms, s.session_id.clone()));
+    closed
+}
+
+fn ids(sessions: &[Session]) -> Vec<Vec<String>> {
+    sessions
+        .iter()
+        .map(|s| s.events.iter().map(|e| e.event_id.clone()).collect())
+        .collect()
+}
+
+fn at_arrival(events: Vec<AnonEvent>) -> Vec<(AnonEvent, i64)> {
+    events
+        .into_iter()
+        .map(|e| {
+            let t = e.received_at_ms;
+            (e, t)
+        })
+        .collect()
+}
+
+#[test]
+fn gap_of_exactly_thirty_minutes_keeps_the_session() {
+    for (gap, sessions) in [(30 * MIN - 1, 1), (30 * MIN, 1), (30 * MIN + 1, 2)] {
+        let got = sessionize(&at_arrival(vec![
+            event("v", "a", T0),
+            event("v", "b", T0 + gap),
+        ]));
+        assert_eq!(got.len(), sessions, "gap {gap} ms");
+    }
+}
+
+#[test]
+fn session_bounds_and_order_follow_event_time() {
+    let got = sessionize(&at_arrival(vec![
+        event("v", "a", T0),
+        event("v", "b", T0 + 10 * MIN),
+        event("v", "c", T0 + 39 * MIN),
+    ]));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].started_ms, T0);
+    assert_eq!(got[0].ended_ms, T0 + 39 * MIN);
+    assert_eq!(ids(&got), vec![vec!["a", "b", "c"]]);
+}
+
+#[test]
+fn shuffled_within_lateness_gives_the_same_sessions_and_ids() {
+    let times = [0, 5, 20, 45, 80, 81, 130, 131, 132];
+    let ordered: Vec<_> = times
+        .iter()
+        .enumerate()
+        .map(|(i, m)| event("v", &format!("e{i}"), T0 + m * MIN))
+        .collect();
+    let baseline = sessionize(&at_arrival(ordered.clone()));
+    assert_eq!(baseline.len(), 3);
+    // Arrivals shuffled: each event reaches us up to 90 s (< lateness) after its time.
+    let delays = [90, 0, 60, 5, 80, 1, 30, 70, 0];
+    let mut shuffled: Vec<(AnonEvent, i64)> = ordered
+        .iter()
+        .zip(delays)
+        .map(|(e, d)| (e.clone(), e.event_time_ms + d * 1000))
+        .collect();
+    shuffled.sort_by_key(|(_, arrival)| *arrival);
+    let got = sessionize(&shuffled);
+    assert_eq!(ids(&got), ids(&baseline));
+    // Ids follow the opening event, so they differ only where the first arrival differs.
+    assert_eq!(got.len(), baseline.len());
+}
+
+#[test]
+fn an_earlier_event_arriving_late_keeps_the_session_id() {
+    let mut state = PartitionState::new(LATENESS);
+    state.advance(T0 + MIN);
+    let first = state.place(&event("v", "b", T0 + MIN), 0);
+    state.advance(T0 + MIN + 1000);
+    let earlier = state.place(&event("v", "a", T0), 1);
+    assert_eq!(first.session_id, earlier.session_id);
+    assert!(!earlier.late);
+    let closed = state.close_all();
+    assert_eq!(closed[0].started_ms, T0);
+    assert_eq!(ids(&closed), vec![vec!["a", "b"]]);
+}
+
+#[test]
+fn a_bridging_event_merges_two_sessions_under_the_first_id() {
+    let mut state = PartitionState::new(40 * MIN);
+    state.advance(T0);
+    let a = state.place(&event("v", "a", T0), 0);
+    let c = state.place(&event("v", "c", T0 + 50 * MIN), 1);
+    assert_ne!(a.session_id, c.session_id);
+    assert_eq!(state.open_sessions(), 2);
+    let b = state.place(&event("v", "b", T0 + 25 * MIN), 2);
+    assert_eq!(b.session_id, a.session_id);
+    assert_eq!(b.merged, vec![c.session_id]);
+    assert_eq!(state.open_sessions(), 1);
+    assert_eq!(state.min_open_offset(), Some(0));
+    assert_eq!(ids(&state.close_all()), vec![vec!["a", "b", "c"]]);
+}
+
+#[test]
+fn two_visitors_interleaved_stay_apart() {
+    let got = sessionize(&at_arrival(vec![
+        event("v1", "a1", T0),
+        event("v2", "a2", T0 + 1),
+        event("v1", "b1", T0 + 10 * MIN),
+        event("v2", "b2", T0 + 45 * MIN),
+    ]));
+    let mut by_visitor: Vec<(String, usize)> = got
+        .iter()
+        .map(|s| (s.visitor_id.clone(), s.events.len()))
+        .collect();
+    by_visitor.sort();
+    assert_eq!(
+        by_visitor,
+        vec![("v1".into(), 2), ("v2".into(), 1), ("v2".into(), 1)]
+    );
+}
+
+#[test]
+fn midnight_changes_the_visitor_id_and_so_the_session() {
+    // 23:50 and 00:05 UTC: within 30 minutes, but the anonymizer gives the visitor a new
+    // id at midnight, so these are two visitors and two sessions.
+    let midnight = 1_795_478_400_000;
+    let got = sessionize(&at_arrival(vec![
+        event("monday-id", "a", midnight - 10 * MIN),
+        event("tuesday-id", "b", midnight + 5 * MIN),
+    ]));
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .all(|s| exatom_shared::time::utc_day(s.started_ms)
+            == exatom_shared::time::utc_day(s.ended_ms)));
+}
+
+#[test]
+fn duplicates_are_ignored_and_late_events_flagged_not_dropped() {
+    let mut state = PartitionState::new(LATENESS);
+    state.advance(T0);
+    state.place(&event("v", "a", T0), 0);
+    assert!(state.place(&event("v", "a", T0), 1).duplicate);
+    // Stream time moves far on: the session closes.
+    let closed = state.advance(T0 + 40 * MIN);
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].events.len(), 1);
+    // An event from back then, arriving now, is late: it forms its own session.
+    let mut straggler = event("v", "x", T0 + MIN);
+    straggler.received_at_ms = T0 + 40 * MIN;
+    let late = state.place(&straggler, 2);
+    assert!(late.late);
+    assert_eq!(state.advance(T0 + 40 * MIN + LATENESS + 1).len(), 1);
+    assert_eq!(state.open_sessions(), 0);
+    assert_eq!(state.min_open_offset(), None);
+}
+
+#[test]
+fn a_batch_uploaded_long_after_its_events_stays_one_session() {
+    // Three events from 40 minutes ago arrive together now: they gather into one session
+    // (closing waits for the last arrival + lateness), and each is counted late.
+    let now = T0 + 40 * MIN;
+    let mut state = PartitionState::new(LATENESS);
+    let mut placed = Vec::new();
+    for (i, minute) in [0, 3, 7].into_iter().enumerate() {
+        let mut e = event("v", &format!("e{i}"), T0 + minute * MIN);
+        e.received_at_ms = now;
+        assert!(state.advance(now).is_empty());
+        placed.push(state.place(&e, i as i64));
+    }
+    assert!(placed
+        .iter()
+        .all(|p| p.late && p.session_id == placed[0].session_id));
+    assert!(state.advance(now + LATENESS).is_empty());
+    let closed = state.advance(now + LATENESS + 1);
+    assert_eq!(ids(&closed), vec![vec!["e0", "e1", "e2"]]);
+}
+
+#[test]
+fn commit_point_is_the_oldest_record_of_an_open_session() {
+    let mut state = PartitionState::new(LATENESS);
+    state.advance(T0);
+    state.place(&event("v1", "a", T0), 10);
+    state.place(&event("v2", "b", T0 + 5 * MIN), 11);
+    state.place(&event("v1", "c", T0 + 2), 12);
+    assert_eq!(state.min_open_offset(), Some(10));
+    // v1's session closes before v2's.
+    let closed = state.advance(T0 + 33 * MIN);
+    assert_eq!(closed.len(), 1);
+    assert_eq!(state.min_open_offset(), Some(11));
+}
+
+#[test]
+fn ten_thousand_events_of_one_visitor() {
+    let events: Vec<_> = (0..10_000)
+        .map(|i| event("v", &format!("e{i:05}"), T0 + i * 1000))
+        .collect();
+    let got = sessionize(&at_arrival(events));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].events.len(), 10_000);
+    assert_eq!(got[0].ended_ms - got[0].started_ms, 9_999_000);
+    assert!(got[0]
+        .events
+        .windows(2)
+        .all(|w| w[0].event_time_ms <= w[1].event_time_ms));
+}
+
+#[test]
+fn ids_are_deterministic_per_site_visitor_and_opening_event() {
+    let key = VisitorKey {
+        site: "DEMO".into(),
+        visitor_id: "v".into(),
+    };
+    assert_eq!(session_id(&key, "a"), session_id(&key, "a"));
+    assert_ne!(session_id(&key, "a"), session_id(&key, "b"));
+    let other = VisitorKey {
+        site: "SHOP".into(),
+        visitor_id: "v".into(),
+    };
+    assert_ne!(session_id(&key, "a"), session_id(&other, "a"));
+    assert_eq!(session_id(&key, "a").len(), 32);
+}

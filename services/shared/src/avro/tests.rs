@@ -1,0 +1,217 @@
+use super::*;
+use crate::model::*;
+use apache_avro::schema_compatibility::SchemaCompatibility;
+
+fn full_body() -> EventBody {
+    EventBody {
+        page: Some("https://shop.example/checkout?utm_source=x".into()),
+        title: Some("Checkout".into()),
+        referrer: Some("https://search.example/".into()),
+        form: Some(Form {
+            name: "checkout".into(),
+            id: "f1".into(),
+            order: 1,
+            html_id: Some("checkout-form".into()),
+            action: Some("/buy".into()),
+            title: Some("Pay".into()),
+            visible: Some(true),
+            fields: vec![FormField {
+                name: "email".into(),
+                label: "E-mail".into(),
+                id: "em".into(),
+                tag: "input".into(),
+                input_type: "email".into(),
+                order: 0,
+                visible: true,
+                group: "contact".into(),
+            }],
+        }),
+        form_event: Some(FormEventKind::Change),
+        seq: Some(42),
+        field: Some(FieldRef {
+            name: "email".into(),
+            id: "em".into(),
+            tag: "input".into(),
+            input_type: "email".into(),
+            order: 0,
+            label: "E-mail".into(),
+        }),
+        value: Some("*".into()),
+        conversion_tag: Some("DEMO1".into()),
+        transaction_id: Some("T-1".into()),
+        revenue: Some(12.5),
+        currency: Some("EUR".into()),
+        tooltip_action: Some(TooltipAction::Click),
+        trigger: Some("ExatomFormStartHesitation".into()),
+        tooltip_id: Some("2b1f0c3e-0000-4000-8000-000000000001".into()),
+    }
+}
+
+fn raw(body: EventBody) -> RawEvent {
+    RawEvent {
+        event_id: "9f0b7c1e-1111-4222-8333-444455556666".into(),
+        site: "DEMO".into(),
+        kind: EventKind::FormEvent,
+        ts_ms: 1_795_000_000_000,
+        sent_at_ms: 1_795_000_000_500,
+        received_at_ms: 1_795_000_001_000,
+        event_time_ms: 1_795_000_000_500,
+        body,
+        ip: "203.0.113.9".into(),
+        user_agent: "Mozilla/5.0".into(),
+    }
+}
+
+fn device() -> Device {
+    Device {
+        country: "NL".into(),
+        region: "NL-NH".into(),
+        browser_family: "Firefox".into(),
+        browser_major: "120".into(),
+        os_family: "Linux".into(),
+        device_class: "desktop".into(),
+        is_bot: false,
+    }
+}
+
+#[test]
+fn raw_event_round_trips_with_every_field_and_with_none() {
+    let codec = raw_event_codec();
+    for event in [raw(full_body()), raw(EventBody::default())] {
+        let bytes = codec.encode(&event).unwrap();
+        assert_eq!(&bytes[..2], &[0xC3, 0x01]);
+        assert_eq!(codec.decode(&bytes).unwrap(), event);
+    }
+}
+
+#[test]
+fn anon_event_round_trips() {
+    let codec = anon_event_codec();
+    let event = AnonEvent {
+        event_id: "e1".into(),
+        site: "DEMO".into(),
+        visitor_id: "ab".repeat(32),
+        kind: EventKind::Conversion,
+        event_time_ms: 1,
+        received_at_ms: 2,
+        body: full_body(),
+        device: device(),
+    };
+    let bytes = codec.encode(&event).unwrap();
+    assert_eq!(codec.decode(&bytes).unwrap(), event);
+}
+
+#[test]
+fn session_round_trips() {
+    let codec = session_codec();
+    let anon = AnonEvent {
+        event_id: "e1".into(),
+        site: "DEMO".into(),
+        visitor_id: "v".into(),
+        kind: EventKind::FormEvent,
+        event_time_ms: 10,
+        received_at_ms: 11,
+        body: full_body(),
+        device: device(),
+    };
+    let session = Session {
+        session_id: "s1".into(),
+        site: "DEMO".into(),
+        visitor_id: "v".into(),
+        started_ms: 10,
+        ended_ms: 10,
+        device: device(),
+        events: vec![SessionEvent::from_anon(&anon)],
+    };
+    assert_eq!(session.events[0].form_key.as_deref(), Some("checkout"));
+    assert_eq!(session.events[0].field_key.as_deref(), Some("email"));
+    let bytes = session_codec().encode(&session).unwrap();
+    assert_eq!(codec.decode(&bytes).unwrap(), session);
+}
+
+#[test]
+fn each_topic_has_its_own_fingerprint_and_a_foreign_one_is_refused() {
+    let raw_codec = raw_event_codec();
+    let anon_codec = anon_event_codec();
+    assert_ne!(raw_codec.header(), anon_codec.header());
+    let bytes = raw_codec.encode(&raw(EventBody::default())).unwrap();
+    assert!(matches!(
+        anon_codec.decode(&bytes),
+        Err(CodecError::UnknownSchema(_))
+    ));
+    assert!(matches!(
+        raw_codec.decode(b"{\"json\":1}"),
+        Err(CodecError::NotSingleObject(b'{', b'"'))
+    ));
+    assert!(matches!(
+        raw_codec.decode(&[0xC3]),
+        Err(CodecError::TooShort(1))
+    ));
+    let mut truncated = bytes.clone();
+    truncated.truncate(bytes.len() / 2);
+    assert!(matches!(
+        raw_codec.decode(&truncated),
+        Err(CodecError::Avro(_))
+    ));
+}
+
+/// The evolution rule: today's schema must read what the published v1 wrote, and v1
+/// readers must read what today's schema writes. Adding a field without a default, or
+/// removing or retyping one, fails here.
+#[test]
+fn schemas_stay_compatible_with_published_v1_both_ways() {
+    let published = [
+        (
+            include_str!("../../../../schemas/avro/v1/raw_event.avsc"),
+            RAW_EVENT_SCHEMA,
+        ),
+        (
+            include_str!("../../../../schemas/avro/v1/anon_event.avsc"),
+            ANON_EVENT_SCHEMA,
+        ),
+        (
+            include_str!("../../../../schemas/avro/v1/session.avsc"),
+            SESSION_SCHEMA,
+        ),
+    ];
+    for (v1, now) in published {
+        let v1 = Schema::parse_str(v1).unwrap();
+        let now = Schema::parse_str(now).unwrap();
+        SchemaCompatibility::can_read(&v1, &now).expect("current schema reads v1 data");
+        SchemaCompatibility::can_read(&now, &v1).expect("v1 readers read current data");
+    }
+}
+
+/// Every field that is not part of an event's identity carries a default, so a reader
+/// with a newer schema can fill it when reading older data.
+#[test]
+fn every_optional_field_has_a_default() {
+    fn walk(value: &serde_json::Value, missing: &mut Vec<String>) {
+        if let Some(fields) = value.get("fields").and_then(|f| f.as_array()) {
+            for field in fields {
+                let name = field["name"].as_str().unwrap_or_default();
+                let ty = &field["type"];
+                let nullable = ty.as_array().is_some_and(|u| u[0] == "null");
+                if nullable && field.get("default") != Some(&serde_json::Value::Null) {
+                    missing.push(name.to_owned());
+                }
+                walk(ty, missing);
+                if let Some(items) = ty.get("items") {
+                    walk(items, missing);
+                }
+                if let Some(union) = ty.as_array() {
+                    union.iter().for_each(|t| walk(t, missing));
+                }
+            }
+        }
+    }
+    for text in [RAW_EVENT_SCHEMA, ANON_EVENT_SCHEMA, SESSION_SCHEMA] {
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut missing = Vec::new();
+        walk(&json, &mut missing);
+        assert!(
+            missing.is_empty(),
+            "nullable fields without null default: {missing:?}"
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! Kafka plumbing: topic layout, producers and consumers configured the same way everywhere.
+//!
+//! Nothing here depends on a particular broker: the local stack runs tansu, production
+//! runs Apache Kafka, Redpanda or a managed Kafka.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+
+pub const RAW_TOPIC: &str = "exatom.raw";
+pub const ANON_TOPIC: &str = "exatom.anon";
+pub const SESSIONS_TOPIC: &str = "exatom.sessions";
+pub const SALTS_TOPIC: &str = "exatom.salts";
+pub const DLQ_TOPIC: &str = "exatom.dlq";
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// A topic as the project creates it: partitions and the configs that make retention real.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSpec {
+    pub name: &'static str,
+    pub partitions: i32,
+    pub replication: i32,
+    pub configs: Vec<(&'static str, String)>,
+}
+
+/// The topic chain. `cleanup.policy=delete` is stated explicitly everywhere because some
+/// brokers (tansu) apply `retention.ms` only when the policy is set on the topic.
+pub fn topic_layout(partitions: i32, replication: i32) -> Vec<TopicSpec> {
+    let delete_after = |ms: u64, segment_ms: u64| {
+        vec![
+            ("cleanup.policy", "delete".to_owned()),
+            ("retention.ms", ms.to_string()),
+            // Retention drops whole segments: small segments make the deadline tight.
+            ("segment.ms", segment_ms.to_string()),
+        ]
+    };
+    vec![
+        TopicSpec {
+            name: RAW_TOPIC,
+            partitions,
+            replication,
+            configs: delete_after(24 * HOUR_MS, HOUR_MS),
+        },
+        TopicSpec {
+            name: ANON_TOPIC,
+            partitions,
+            replication,
+            configs: delete_after(7 * 24 * HOUR_MS, 6 * HOUR_MS),
+        },
+        TopicSpec {
+            name: SESSIONS_TOPIC,
+            partitions,
+            replication,
+            configs: delete_after(7 * 24 * HOUR_MS, 6 * HOUR_MS),
+        },
+        TopicSpec {
+            // One partition: every replica must see every salt in the same order.
+            name: SALTS_TOPIC,
+            partitions: 1,
+            replication,
+            configs: delete_after(48 * HOUR_MS, HOUR_MS),
+        },
+        TopicSpec {
+            name: DLQ_TOPIC,
+            partitions: 1,
+            replication,
+            configs: delete_after(7 * 24 * HOUR_MS, 24 * HOUR_MS),
+        },
+    ]
+}
+
+fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("socket.timeout.ms", "10000")
+        .create()
+}
+
+/// Creates the topics that do not exist yet; existing topics are left as they are.
+pub async fn ensure_topics(brokers: &str, specs: &[TopicSpec]) -> Result<(), KafkaError> {
+    let admin = admin(brokers)?;
+    let new_topics: Vec<NewTopic> = specs
+        .iter()
+        .map(|spec| {
+            spec.configs.iter().fold(
+                NewTopic::new(
+                    spec.name,
+                    spec.partitions,
+                    TopicReplication::Fixed(spec.replication),
+                ),
+                |topic, (k, v)| topic.set(k, v),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(KafkaError::AdminOp(code)).inspect_err(
+                    |_| tracing::error!(topic = %name, error = %code, "topic creation failed"),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a topic's effective configuration (for checks such as the salts retention bound).
+pub async fn topic_config(
+    brokers: &str,
+    topic: &str,
+) -> Result<HashMap<String, String>, KafkaError> {
+    let admin = admin(brokers)?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let mut out = HashMap::new();
+    for resource in admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+        .await?
+    {
+        let resource = resource.map_err(KafkaError::AdminOp)?;
+        for entry in resource.entries {
+            if let Some(value) = entry.value {
+                out.insert(entry.name, value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Producer settings shared by every service: idempotent, `acks=all`, compressed, batched.
+///
+/// `queue_messages` bounds librdkafka's in-memory queue; a full queue is backpressure that
+/// callers must surface (503, paused consumption), never a crash.
+pub fn producer(brokers: &str, queue_messages: u32) -> Result<FutureProducer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", queue_messages.to_string())
+        .set("message.timeout.ms", "30000")
+        .create()
+}
+
+/// The client context of every consumer: librdkafka reports reaching the end of a
+/// partition as an error, which for a streaming service is news, not a failure.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServiceContext;
+
+impl ClientContext for ServiceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::trace!(%reason, "end of partition");
+        } else {
+            tracing::error!(error = %error, %reason, "kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for ServiceContext {}
+
+/// A consumer as the services use it.
+pub type Consumer = StreamConsumer<ServiceContext>;
+
+/// Consumer settings shared by every service: manual commits, fast group rejoin.
+///
+/// Offsets are committed by the service only after what they cover is written downstream;
+/// the short session timeout lets a restarted replica rejoin in seconds.
+pub fn consumer(brokers: &str, group: &str) -> Result<Consumer, KafkaError> {
+    consumer_with(brokers, group, ClientConfig::new())
+}
+
+/// [`consumer`] with extra settings of the caller's.
+pub fn consumer_with(
+    brokers: &str,
+    group: &str,
+    mut extra: ClientConfig,
+) -> Result<Consumer, KafkaError> {
+    extra
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "30000")
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(ServiceContext)
+}
+
+/// What one poll brought: messages, and the partitions found caught up (consumers created
+/// with `enable.partition.eof=true` learn this; others never see it).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub messages: Vec<OwnedMessage>,
+    pub at_end: Vec<i32>,
+}
+
+/// Receives up to `max` messages: waits up to `idle` for the first, then at most `linger`
+/// for the rest. An empty batch means nothing arrived within `idle`.
+pub async fn next_batch(
+    consumer: &Consumer,
+    max: usize,
+    idle: Duration,
+    linger: Duration,
+) -> Result<Batch, KafkaError> {
+    let mut batch = Batch::default();
+    let mut deadline = tokio::time::Instant::now() + idle;
+    while batch.messages.len() < max {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Err(KafkaError::PartitionEOF(partition))) => batch.at_end.push(partition),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(message)) => {
+                if batch.messages.is_empty() {
+                    deadline = tokio::time::Instant::now() + linger;
+                }
+                batch.messages.push(message.detach());
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// The next offset to commit for each partition a batch touched: its last offset + 1.
+pub fn next_offsets(batch: &[OwnedMessage]) -> HashMap<(String, i32), i64> {
+    let mut next = HashMap::new();
+    for m in batch {
+        let entry = next
+            .entry((m.topic().to_owned(), m.partition()))
+            .or_insert(i64::MIN);
+        *entry = (*entry).max(m.offset() + 1);
+    }
+    next
+}
+
+/// Commits the given next offsets. Called only once what they cover is safely written.
+pub fn commit(
+    consumer: &Consumer,
+    offsets: &HashMap<(String, i32), i64>,
+    mode: CommitMode,
+) -> Result<(), KafkaError> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    consumer.commit(&tpl, mode)
+}
+
+/// Consumer lag per assigned partition (high watermark − position). Asks the broker, so
+/// callers sample it every few seconds, not every batch.
+pub fn lag(consumer: &Consumer) -> Vec<(String, i32, i64)> {
+    let Ok(positions) = consumer.position() else {
+        return Vec::new();
+    };
+    positions
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let (_, high) = consumer
+                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
+                .ok()?;
+            let position = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => return None,
+            };
+            Some((
+                e.topic().to_owned(),
+                e.partition(),
+                (high - position).max(0),
+            ))
+        })
+        .collect()
+}
+
+/// Sends a record that cannot be processed to `exatom.dlq`, keyed by where it came from,
+/// with the reason in a header, and waits for the broker. The source partition then moves
+/// on: a poison record never stalls it.
+pub async fn send_dead_letter(
+    producer: &FutureProducer,
+    source: &OwnedMessage,
+    reason: &str,
+) -> Result<(), KafkaError> {
+    let key = format!(
+        "{}/{}/{}",
+        source.topic(),
+        source.partition(),
+        source.offset()
+    );
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "exatom.reason",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "exatom.source",
+            value: Some(&key),
+        });
+    let record = FutureRecord::to(DLQ_TOPIC)
+        .key(&key)
+        .payload(source.payload().unwrap_or_default())
+        .headers(headers);
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_is_explicit_on_every_topic() {
+        for spec in topic_layout(3, 1) {
+            let configs: HashMap<_, _> = spec.configs.iter().cloned().collect();
+            assert_eq!(configs["cleanup.policy"], "delete", "{}", spec.name);
+            assert!(configs.contains_key("retention.ms"), "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn identity_and_salts_expire_on_time() {
+        let layout = topic_layout(3, 1);
+        let retention = |name: &str| -> u64 {
+            let spec = layout.iter().find(|s| s.name == name).unwrap();
+            spec.configs
+                .iter()
+                .find(|(k, _)| *k == "retention.ms")
+                .unwrap()
+                .1
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(retention(RAW_TOPIC), 24 * HOUR_MS);
+        assert_eq!(retention(SALTS_TOPIC), 48 * HOUR_MS);
+        let salts = layout.iter().find(|s| s.name == SALTS_TOPIC).unwrap();
+        assert_eq!(salts.partitions, 1);
+    }
+}

@@ -1,0 +1,264 @@
+//! The records that travel the topic chain, as Rust types.
+//!
+//! Field names and order mirror `schemas/avro/*.avsc`: the Avro codec serializes these
+//! structs against those schemas, so a drift between the two fails the round-trip tests.
+
+use serde::{Deserialize, Serialize};
+
+/// What the browser tag reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    PageView,
+    FormView,
+    FormEvent,
+    Conversion,
+    Tooltip,
+    /// A symbol added by a newer writer; readers keep the record and ignore its meaning.
+    Unknown,
+}
+
+impl EventKind {
+    /// The contract's name of the kind, as stored in ClickHouse.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PageView => "page_view",
+            EventKind::FormView => "form_view",
+            EventKind::FormEvent => "form_event",
+            EventKind::Conversion => "conversion",
+            EventKind::Tooltip => "tooltip",
+            EventKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// What happened on a form or one of its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormEventKind {
+    Focus,
+    Blur,
+    Input,
+    Change,
+    Autofill,
+    Invalid,
+    Submit,
+    Reset,
+    Unknown,
+}
+
+impl FormEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormEventKind::Focus => "focus",
+            FormEventKind::Blur => "blur",
+            FormEventKind::Input => "input",
+            FormEventKind::Change => "change",
+            FormEventKind::Autofill => "autofill",
+            FormEventKind::Invalid => "invalid",
+            FormEventKind::Submit => "submit",
+            FormEventKind::Reset => "reset",
+            FormEventKind::Unknown => "unknown",
+        }
+    }
+
+    /// `input`, `change` and `autofill` change a field's data: they are what makes a start.
+    pub fn changes_data(self) -> bool {
+        matches!(
+            self,
+            FormEventKind::Input | FormEventKind::Change | FormEventKind::Autofill
+        )
+    }
+}
+
+/// What a visitor did with a site's tooltip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TooltipAction {
+    Impression,
+    Click,
+    Close,
+    Unknown,
+}
+
+impl TooltipAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TooltipAction::Impression => "impression",
+            TooltipAction::Click => "click",
+            TooltipAction::Close => "close",
+            TooltipAction::Unknown => "unknown",
+        }
+    }
+}
+
+/// One field of a form as found on the page: structure only, never a value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FormField {
+    pub name: String,
+    pub label: String,
+    pub id: String,
+    pub tag: String,
+    #[serde(rename = "type")]
+    pub input_type: String,
+    pub order: i32,
+    pub visible: bool,
+    pub group: String,
+}
+
+/// A form: the reference carried by `form_event` and `tooltip`, with its structure on `form_view`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Form {
+    pub name: String,
+    pub id: String,
+    pub order: i32,
+    pub html_id: Option<String>,
+    pub action: Option<String>,
+    pub title: Option<String>,
+    pub visible: Option<bool>,
+    pub fields: Vec<FormField>,
+}
+
+impl Form {
+    /// The key every report groups by: see [`crate::keys::form_key`].
+    pub fn key(&self) -> String {
+        crate::keys::form_key(&self.name, &self.id, self.order)
+    }
+}
+
+/// The field a `form_event` happened on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FieldRef {
+    pub name: String,
+    pub id: String,
+    pub tag: String,
+    #[serde(rename = "type")]
+    pub input_type: String,
+    pub order: i32,
+    pub label: String,
+}
+
+impl FieldRef {
+    /// The key every report groups by: see [`crate::keys::field_key`].
+    pub fn key(&self) -> String {
+        crate::keys::field_key(&self.name, &self.id, self.order)
+    }
+}
+
+/// The parts of an event that are the same on every topic, whatever its kind.
+///
+/// Kept flat (one optional field per kind-specific attribute) because Avro unions of
+/// records cost a schema lookup per read and make evolution harder than optional fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventBody {
+    pub page: Option<String>,
+    pub title: Option<String>,
+    pub referrer: Option<String>,
+    pub form: Option<Form>,
+    pub form_event: Option<FormEventKind>,
+    pub seq: Option<i64>,
+    pub field: Option<FieldRef>,
+    pub value: Option<String>,
+    pub conversion_tag: Option<String>,
+    pub transaction_id: Option<String>,
+    pub revenue: Option<f64>,
+    pub currency: Option<String>,
+    pub tooltip_action: Option<TooltipAction>,
+    pub trigger: Option<String>,
+    pub tooltip_id: Option<String>,
+}
+
+/// A validated browser event with the identity needed to derive a visitor id.
+/// Exists only on `exatom.raw`, whose retention is 24 hours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawEvent {
+    pub event_id: String,
+    pub site: String,
+    pub kind: EventKind,
+    pub ts_ms: i64,
+    pub sent_at_ms: i64,
+    pub received_at_ms: i64,
+    pub event_time_ms: i64,
+    pub body: EventBody,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A browser event with identity replaced by a daily visitor id: safe to show to anyone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnonEvent {
+    pub event_id: String,
+    pub site: String,
+    pub visitor_id: String,
+    pub kind: EventKind,
+    pub event_time_ms: i64,
+    pub received_at_ms: i64,
+    pub body: EventBody,
+    pub device: Device,
+}
+
+/// Coarse location and device class: everything identity leaves behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Device {
+    pub country: String,
+    pub region: String,
+    pub browser_family: String,
+    pub browser_major: String,
+    pub os_family: String,
+    pub device_class: String,
+    pub is_bot: bool,
+}
+
+/// One event of a session, reduced to what form analytics needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    pub event_id: String,
+    pub kind: EventKind,
+    pub event_time_ms: i64,
+    pub page: Option<String>,
+    pub form_key: Option<String>,
+    pub field_key: Option<String>,
+    pub form_event: Option<FormEventKind>,
+    pub value: Option<String>,
+    pub conversion_tag: Option<String>,
+    pub transaction_id: Option<String>,
+    pub revenue: Option<f64>,
+    pub currency: Option<String>,
+    pub tooltip_action: Option<TooltipAction>,
+    pub trigger: Option<String>,
+}
+
+impl SessionEvent {
+    /// Reduces an anonymized event to its session form, computing the report keys once.
+    pub fn from_anon(event: &AnonEvent) -> Self {
+        let b = &event.body;
+        SessionEvent {
+            event_id: event.event_id.clone(),
+            kind: event.kind,
+            event_time_ms: event.event_time_ms,
+            page: b.page.clone(),
+            form_key: b.form.as_ref().map(Form::key),
+            field_key: b.field.as_ref().map(FieldRef::key),
+            form_event: b.form_event,
+            value: b.value.clone(),
+            conversion_tag: b.conversion_tag.clone(),
+            transaction_id: b.transaction_id.clone(),
+            revenue: b.revenue,
+            currency: b.currency.clone(),
+            tooltip_action: b.tooltip_action,
+            trigger: b.trigger.clone(),
+        }
+    }
+}
+
+/// A closed session: one visitor's events with no gap over 30 minutes, in event-time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    pub site: String,
+    pub visitor_id: String,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    pub device: Device,
+    pub events: Vec<SessionEvent>,
+}

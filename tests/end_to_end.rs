@@ -1,0 +1,377 @@
+//! One visitor's journey through the whole pipeline, real processes against the real broker
+//! and ClickHouse: browser batch → collector → anonymizer → sessionizer → aggregator →
+//! dashboard views. Checks the figures and that no identity or typed value got past the
+//! anonymizer.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use exatom_e2e::{contains, rfc3339, sites_file, wait_until, Pipeline, Stack};
+use serde_json::{json, Value};
+
+fn event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[tokio::test]
+async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
+    let stack = Stack::from_env();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let site = format!("E2E{}", &run[..8]);
+    let sites = sites_file(&stack, "e2e", &[(&site, &["http://shop.test"], &["E2E1"])]);
+    let mut pipeline = Pipeline::start(
+        &stack,
+        &sites,
+        &[
+            ("EXATOM_LATENESS_MS", "2000".into()),
+            ("EXATOM_IDLE_MARGIN_MS", "1000".into()),
+        ],
+    )
+    .await;
+
+    // Identity and typed data the pipeline must not let through.
+    let ip = format!("198.51.100.{}", 1 + (run.as_bytes()[0] % 250));
+    let user_agent = format!("Mozilla/5.0 (X11; Linux x86_64) ExatomTest/{run}");
+    let typed = format!("typed-{run}@example.com");
+    let phone = "+31 6 48151623";
+
+    // The visit happened 40 minutes ago (the tab sent it late), so its session is complete.
+    let now = Utc::now();
+    let base = now - chrono::Duration::minutes(40);
+    let at = |ms: i64| rfc3339(base + chrono::Duration::milliseconds(ms));
+    let page = format!("https://shop.test/signup?email={typed}&utm_source=news#step-1");
+    let form = json!({"name": "signup", "id": "f1", "order": 0});
+    let field = |name: &str| json!({"name": name, "id": name, "tag": "input", "type": "text", "order": 0, "label": name});
+    let form_event = |ms: i64, kind: &str, name: &str, value: Option<&str>| {
+        let mut e = json!({"id": event_id(), "type": "form_event", "ts": at(ms), "page": page,
+            "form": form, "event": kind, "seq": ms, "field": field(name)});
+        if let Some(v) = value {
+            e["value"] = json!(v);
+        }
+        e
+    };
+    let events = vec![
+        json!({"id": event_id(), "type": "page_view", "ts": at(0), "page": page,
+               "title": format!("Sign up — call {phone}"), "referrer": "https://search.test/?q=shoes"}),
+        json!({"id": event_id(), "type": "form_view", "ts": at(1_000), "page": page,
+               "form": {"name": "signup", "id": "f1", "order": 0, "title": format!("Questions? {typed}"),
+                        "fields": [{"name": "email", "label": "E-mail"}, {"name": "name", "label": "Name"}]}}),
+        form_event(4_000, "focus", "email", None),
+        form_event(6_500, "input", "email", Some(&typed)),
+        form_event(9_000, "blur", "email", Some("*")),
+        form_event(9_500, "focus", "name", None),
+        form_event(12_000, "change", "name", Some("*")),
+        form_event(13_000, "invalid", "name", None),
+        form_event(14_000, "input", "name", Some("")),
+        form_event(15_000, "focus", "email", None),
+        form_event(16_000, "blur", "email", Some("*")),
+        json!({"id": event_id(), "type": "form_event", "ts": at(17_000), "page": page,
+               "form": form, "event": "submit", "seq": 17_000}),
+        json!({"id": event_id(), "type": "conversion", "ts": at(20_000), "tag": "E2E1",
+               "transaction_id": format!("order-{typed}"), "revenue": 10.5, "currency": "EUR"}),
+    ];
+    let body = json!({"site": site, "sent_at": rfc3339(now), "events": events});
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/events", pipeline.collector_url))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .header("origin", "http://shop.test")
+        .header("user-agent", &user_agent)
+        .header("x-forwarded-for", &ip)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer, json!({"accepted": 13, "rejected": []}));
+
+    // The session closes (stream time passes the batch's arrival + 2 s) and is aggregated.
+    let count_forms =
+        format!("SELECT count() FROM exatom.form_sessions FINAL WHERE site = '{site}'");
+    wait_until(
+        Duration::from_secs(90),
+        "form analytics written",
+        || async { stack.query(&count_forms).await.trim() == "1" },
+    )
+    .await;
+
+    let sessions = stack
+        .query(&format!(
+            "SELECT visitor_id, events, pageviews, duration_ms, forms_viewed, forms_started, forms_submitted, converted, revenue \
+             FROM exatom.sessions FINAL WHERE site = '{site}'"
+        ))
+        .await;
+    let cols: Vec<&str> = sessions.trim().split('\t').collect();
+    assert_eq!(sessions.trim().lines().count(), 1, "{sessions}");
+    assert_eq!(cols[0].len(), 64, "visitor id is a hex HMAC: {}", cols[0]);
+    assert!(cols[0].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        &cols[1..],
+        &["13", "1", "20000", "1", "1", "1", "1", "10.5"]
+    );
+
+    let events = stack
+        .query(&format!(
+            "SELECT count(), uniqExact(session_id), min(version), max(seq) FROM exatom.events FINAL WHERE site = '{site}'"
+        ))
+        .await;
+    assert_eq!(events.trim(), "13\t1\t2\t12");
+
+    let daily = stack
+        .query(&format!("SELECT sessions, visitors, pageviews, avg_session_duration_s FROM exatom.v_sessions_daily WHERE site = '{site}'"))
+        .await;
+    assert_eq!(daily.trim(), "1\t1\t1\t20");
+
+    // Figures worked out by hand from metrics.md for this visit.
+    let form = stack
+        .query(&format!(
+            "SELECT form, views, starts, submits, conversions, page_abandoners, initial_abandoners, \
+             avg_duration_to_conversion_s, median_start_hesitation_ms FROM exatom.v_form_daily WHERE site = '{site}'"
+        ))
+        .await;
+    assert_eq!(form.trim(), "signup\t1\t1\t1\t1\t0\t0\t13.5\t3000");
+    let fields = stack
+        .query(&format!(
+            "SELECT field, interactions, abandons, avg_time_spent_ms, median_hesitation_ms, returns, corrections, errors \
+             FROM exatom.v_field_daily WHERE site = '{site}' ORDER BY field"
+        ))
+        .await;
+    assert_eq!(
+        fields.trim(),
+        "email\t1\t0\t6000\t2500\t1\t0\t0\nname\t1\t0\t5500\t2500\t0\t1\t1"
+    );
+    let conversions = stack
+        .query(&format!("SELECT form, conversions, revenue FROM exatom.v_conversions_daily WHERE site = '{site}'"))
+        .await;
+    assert_eq!(conversions.trim(), "signup\t1\t10.5");
+
+    // Privacy: past the anonymizer, no IP, no user agent, no typed value, no phone number.
+    let needles = [
+        ip.as_str(),
+        user_agent.as_str(),
+        run.as_str(),
+        "48151623",
+        "example.com",
+    ];
+    for topic in ["exatom.anon", "exatom.sessions"] {
+        let records = stack.topic_records(topic);
+        assert!(!records.is_empty(), "{topic} is empty");
+        for (key, value) in &records {
+            for needle in needles {
+                assert!(
+                    !contains(value, needle) && !contains(key, needle),
+                    "{needle} found in {topic}"
+                );
+            }
+        }
+    }
+    let tables = stack
+        .query("SELECT name FROM system.tables WHERE database = 'exatom' AND engine LIKE '%MergeTree%'")
+        .await;
+    for table in tables.lines() {
+        let dump = stack.query(&format!("SELECT * FROM exatom.{table}")).await;
+        for needle in needles {
+            assert!(!dump.contains(needle), "{needle} found in table {table}");
+        }
+    }
+    // The needles are real: the raw topic (24 h, identity by design) holds the IP and UA,
+    // but already not the typed value.
+    let raw = stack.topic_records("exatom.raw");
+    assert!(raw
+        .iter()
+        .any(|(_, v)| contains(v, &ip) && contains(v, &user_agent)));
+    assert!(!raw
+        .iter()
+        .any(|(_, v)| contains(v, &format!("\"{typed}\""))));
+    // The referrer's query and the page's fragment and e-mail parameter are gone; utm_ stays.
+    let pages = stack
+        .query(&format!("SELECT DISTINCT page, referrer FROM exatom.events FINAL WHERE site = '{site}' AND kind = 'page_view'"))
+        .await;
+    assert_eq!(
+        pages.trim(),
+        "https://shop.test/signup?utm_source=news\thttps://search.test/"
+    );
+
+    assert!(
+        pipeline.stop().is_empty(),
+        "every service drains and exits cleanly on SIGTERM"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_contract_status_and_a_message() {
+    let stack = Stack::from_env();
+    let sites = sites_file(&stack, "bad", &[("BAD", &["http://ok.test"], &["BAD1"])]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut collector = exatom_e2e::Service::start(
+        &stack,
+        "collector",
+        &[
+            ("EXATOM_LISTEN", format!("127.0.0.1:{port}")),
+            ("EXATOM_SITES_FILE", sites.display().to_string()),
+            ("EXATOM_RATE_BURST", "40".into()),
+            ("EXATOM_RATE_PER_SECOND", "1".into()),
+        ],
+    );
+    let url = format!("http://127.0.0.1:{port}/v1/events");
+    wait_until(Duration::from_secs(30), "collector ready", || async {
+        reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let now = rfc3339(Utc::now());
+    let page_view =
+        json!({"id": event_id(), "type": "page_view", "ts": now, "page": "https://ok.test/"});
+    let batch =
+        |site: &str| json!({"site": site, "sent_at": now, "events": [page_view]}).to_string();
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &vec![b' '; 8 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "bad JSON",
+            client.post(&url).body("{\"site\":"),
+            400,
+            "not a batch",
+        ),
+        (
+            "no events",
+            client
+                .post(&url)
+                .body(json!({"site": "BAD", "sent_at": now}).to_string()),
+            400,
+            "events",
+        ),
+        (
+            "wrong type",
+            client
+                .post(&url)
+                .body(json!({"site": 1, "sent_at": now, "events": []}).to_string()),
+            400,
+            "string",
+        ),
+        (
+            "unknown site",
+            client.post(&url).body(batch("NOPE")),
+            403,
+            "not registered",
+        ),
+        (
+            "foreign origin",
+            client
+                .post(&url)
+                .header("origin", "http://evil.test")
+                .body(batch("BAD")),
+            403,
+            "origin",
+        ),
+        (
+            "too large",
+            client.post(&url).body(vec![b' '; 70_000]),
+            413,
+            "limit",
+        ),
+        (
+            "gzip bomb",
+            client
+                .post(&url)
+                .header("content-encoding", "gzip")
+                .body(bomb),
+            413,
+            "decompression",
+        ),
+        (
+            "truncated gzip",
+            client
+                .post(&url)
+                .header("content-encoding", "gzip")
+                .body(vec![0x1f, 0x8b, 8, 0]),
+            400,
+            "gzip",
+        ),
+        (
+            "invalid UTF-8",
+            client.post(&url).body(b"{\"site\":\"\xff\xfe\"}".to_vec()),
+            400,
+            "not a batch",
+        ),
+        (
+            "XML",
+            client
+                .post(&url)
+                .header("content-type", "application/xml")
+                .body("<a/>"),
+            415,
+            "Content-Type",
+        ),
+    ];
+    for (what, request, status, needle) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "{what}: {message:?} does not mention {needle}"
+        );
+    }
+
+    // A batch with one bad event: 202, the bad one listed, the good one kept.
+    let mixed = json!({"site": "BAD", "sent_at": now, "events": [page_view, {"id": "nope", "type": "page_view", "ts": now}]});
+    let response = client
+        .post(&url)
+        .body(mixed.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["accepted"], 1);
+    assert_eq!(body["rejected"][0]["index"], 1);
+
+    // CORS preflight: answered for an allowed origin only.
+    let ok = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://ok.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://ok.test"
+    );
+    let evil = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 403);
+
+    // The burst is 40 requests: the rest of a quick loop is refused with Retry-After.
+    let mut limited = None;
+    for _ in 0..60 {
+        let r = client.post(&url).body(batch("BAD")).send().await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("rate limit reached");
+    assert!(limited.headers().contains_key("retry-after"));
+
+    assert!(
+        collector.is_running(),
+        "the collector survived every bad input"
+    );
+    assert!(collector.stop());
+}

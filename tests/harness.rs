@@ -1,0 +1,315 @@
+//! What the cross-service tests share: the running test stack (broker and ClickHouse,
+//! started by `make integration`), the services as real child processes, and helpers to
+//! talk to each.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::ClientConfig;
+
+/// The stack the tests run against, from the environment `make integration` sets.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub brokers: String,
+    pub clickhouse_url: String,
+    pub state: PathBuf,
+    pub bin: PathBuf,
+}
+
+impl Stack {
+    pub fn from_env() -> Self {
+        let var = |k: &str| {
+            std::env::var(k).unwrap_or_else(|_| {
+                panic!("{k} is not set: run the integration tests with `make integration`")
+            })
+        };
+        Stack {
+            brokers: var("EXATOM_KAFKA_BROKERS"),
+            clickhouse_url: var("EXATOM_CLICKHOUSE_URL"),
+            state: PathBuf::from(var("EXATOM_TEST_STATE")),
+            bin: PathBuf::from(var("EXATOM_BIN")),
+        }
+    }
+
+    /// Runs a ClickHouse query and returns its TSV output.
+    pub async fn query(&self, sql: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(&self.clickhouse_url)
+            .body(format!("{sql} FORMAT TSV"))
+            .send()
+            .await
+            .expect("ClickHouse answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{sql}: {status} {text}");
+        text
+    }
+
+    /// Every record of a topic, from the beginning.
+    pub fn topic_records(&self, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set(
+                "group.id",
+                format!("exatom-test-reader-{}", uuid::Uuid::new_v4()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("consumer");
+        let partitions = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata")
+            .topics()[0]
+            .partitions()
+            .len();
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let mut records = Vec::new();
+        let mut ended = std::collections::HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ended.len() < partitions && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => records.push((
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().unwrap_or_default().to_vec(),
+                )),
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    ended.insert(p);
+                }
+                _ => {}
+            }
+        }
+        records
+    }
+}
+
+/// A service process, stopped with SIGTERM (and then SIGKILL) when dropped.
+pub struct Service {
+    pub name: String,
+    child: Child,
+}
+
+impl Service {
+    pub fn start(stack: &Stack, name: &str, env: &[(&str, String)]) -> Self {
+        let log_dir = stack.state.join("logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("test-{name}.log")))
+            .unwrap();
+        let mut cmd = Command::new(stack.bin.join(format!("exatom-{name}")));
+        cmd.env("EXATOM_KAFKA_BROKERS", &stack.brokers)
+            .env("EXATOM_CLICKHOUSE_URL", &stack.clickhouse_url)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Service {
+            name: name.to_owned(),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits up to 20 s for the drain. Returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        signal(self.pid(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        false
+    }
+
+    /// SIGKILL: the crash a test wants to survive.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.stop();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status();
+}
+
+/// Ports of one set of services; each test takes its own so a slow shutdown never clashes.
+pub struct Ports {
+    pub collector: u16,
+    pub admin: [u16; 3],
+}
+
+impl Ports {
+    pub fn pick() -> Self {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        Ports {
+            collector: free(),
+            admin: [free(), free(), free()],
+        }
+    }
+}
+
+/// The whole pipeline as real processes.
+pub struct Pipeline {
+    pub collector_url: String,
+    pub services: HashMap<&'static str, Service>,
+    pub admin_ports: HashMap<&'static str, u16>,
+}
+
+impl Pipeline {
+    /// Starts the four services; `extra` adds variables to all of them.
+    pub async fn start(
+        stack: &Stack,
+        sites_file: &std::path::Path,
+        extra: &[(&str, String)],
+    ) -> Self {
+        let ports = Ports::pick();
+        let mut services = HashMap::new();
+        let mut admin_ports = HashMap::new();
+        let env = |more: Vec<(&'static str, String)>| {
+            let mut all: Vec<(&str, String)> = extra.to_vec();
+            all.extend(more);
+            all
+        };
+        services.insert(
+            "collector",
+            Service::start(
+                stack,
+                "collector",
+                &env(vec![
+                    ("EXATOM_LISTEN", format!("127.0.0.1:{}", ports.collector)),
+                    ("EXATOM_SITES_FILE", sites_file.display().to_string()),
+                ]),
+            ),
+        );
+        for (name, port) in ["anonymizer", "sessionizer", "aggregator"]
+            .into_iter()
+            .zip(ports.admin)
+        {
+            admin_ports.insert(name, port);
+            services.insert(
+                name,
+                Service::start(
+                    stack,
+                    name,
+                    &env(vec![("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{port}"))]),
+                ),
+            );
+        }
+        let pipeline = Pipeline {
+            collector_url: format!("http://127.0.0.1:{}", ports.collector),
+            services,
+            admin_ports,
+        };
+        let ready = format!("{}/readyz", pipeline.collector_url);
+        wait_until(Duration::from_secs(30), "collector ready", || async {
+            reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        for port in pipeline.admin_ports.values() {
+            let url = format!("http://127.0.0.1:{port}/readyz");
+            wait_until(Duration::from_secs(30), "service ready", || async {
+                reqwest::get(&url)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            })
+            .await;
+        }
+        pipeline
+    }
+
+    pub fn service(&mut self, name: &str) -> &mut Service {
+        self.services.get_mut(name).expect("known service")
+    }
+
+    /// Stops every service with SIGTERM; returns the ones that did not exit cleanly.
+    pub fn stop(&mut self) -> Vec<String> {
+        let mut unclean = Vec::new();
+        for (name, s) in self.services.iter_mut() {
+            if s.is_running() && !s.stop() {
+                unclean.push((*name).to_owned());
+            }
+        }
+        unclean
+    }
+}
+
+/// Polls `check` every 200 ms until it holds; panics with `what` after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for: {what}");
+}
+
+/// A site registry file for one test.
+pub fn sites_file(stack: &Stack, name: &str, sites: &[(&str, &[&str], &[&str])]) -> PathBuf {
+    let mut text = String::new();
+    for (code, origins, tags) in sites {
+        text.push_str(&format!(
+            "[sites.{code}]\norigins = {origins:?}\nconversion_tags = {tags:?}\n\n"
+        ));
+    }
+    let path = stack.state.join(format!("sites-{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// RFC 3339 with milliseconds, as the browser tag writes it.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Whether `needle` occurs anywhere in `haystack`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
