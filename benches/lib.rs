@@ -1,1 +1,82 @@
+//! Fixtures for the benchmarks: realistic batches and records, built once.
 
+use exatom_shared::model::{
+    AnonEvent, Device, EventBody, EventKind, FieldRef, Form, FormEventKind, RawEvent,
+};
+
+/// Client time of the fixtures: 2026-11-18T11:06:40Z.
+pub const T0: i64 = 1_795_000_000_000;
+
+pub const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// A 20-event batch as the browser tag sends it: a page view, a form view and form events.
+pub fn batch_json(events: usize) -> Vec<u8> {
+    let ts = "2026-11-18T11:06:39.500Z";
+    let mut list = Vec::with_capacity(events);
+    for i in 0..events {
+        let id = format!("6f1c2e3a-0000-4000-8000-{i:012}");
+        list.push(match i {
+            0 => format!(r#"{{"id":"{id}","type":"page_view","ts":"{ts}","page":"https://shop.example/checkout?utm_source=news&session=abc","title":"Checkout — step 2 of 3","referrer":"https://search.example/?q=shoes"}}"#),
+            1 => format!(r#"{{"id":"{id}","type":"form_view","ts":"{ts}","page":"https://shop.example/checkout","form":{{"name":"checkout","id":"co","order":0,"title":"Your details","visible":true,"fields":[{{"name":"email","label":"E-mail","id":"email","tag":"input","type":"email","order":0,"visible":true,"group":""}},{{"name":"phone","label":"Phone","id":"phone","tag":"input","type":"tel","order":1,"visible":true,"group":""}}]}}}}"#),
+            _ => format!(r#"{{"id":"{id}","type":"form_event","ts":"{ts}","page":"https://shop.example/checkout","form":{{"name":"checkout","id":"co","order":0}},"event":"input","seq":{i},"field":{{"name":"email","id":"email","tag":"input","type":"email","order":0,"label":"E-mail"}},"value":"*"}}"#),
+        });
+    }
+    format!(
+        r#"{{"site":"DEMO","sent_at":"2026-11-18T11:06:40.000Z","events":[{}]}}"#,
+        list.join(",")
+    )
+    .into_bytes()
+}
+
+/// A raw form event as the collector produces it.
+pub fn raw_event(i: u64) -> RawEvent {
+    RawEvent {
+        event_id: format!("6f1c2e3a-0000-4000-8000-{i:012}"),
+        site: "DEMO".into(),
+        kind: EventKind::FormEvent,
+        ts_ms: T0,
+        sent_at_ms: T0,
+        received_at_ms: T0,
+        event_time_ms: T0,
+        body: EventBody {
+            page: Some(
+                "https://shop.example/checkout/4711?utm_source=news&email=jane@example.com#top"
+                    .into(),
+            ),
+            title: Some("Order 123456 for jane@example.com".into()),
+            form: Some(Form {
+                name: "checkout".into(),
+                id: "co".into(),
+                ..Form::default()
+            }),
+            form_event: Some(FormEventKind::Input),
+            seq: Some(7),
+            field: Some(FieldRef {
+                name: "address_line_1".into(),
+                id: "a1".into(),
+                tag: "input".into(),
+                input_type: "text".into(),
+                order: 3,
+                label: "Address line 1".into(),
+            }),
+            value: Some("*".into()),
+            ..EventBody::default()
+        },
+        ip: "203.0.113.77".into(),
+        user_agent: USER_AGENT.into(),
+    }
+}
+
+/// An anonymized event of visitor `visitor` at `t`.
+pub fn anon_event(visitor: u64, i: u64, t: i64) -> AnonEvent {
+    AnonEvent {
+        event_id: format!("{visitor:08}-{i:012}"),
+        site: "DEMO".into(),
+        visitor_id: format!("{visitor:064x}"),
+        kind: EventKind::FormEvent,
+        event_time_ms: t,
+        received_at_ms: t,
+        body: raw_event(i).body,
+        device: Device::default(),
+    }
+}

@@ -1,1 +1,118 @@
+//! Per-event cost of each service's hot path. Run: `make bench` (or
+//! `cargo bench -p exatom-benches -- <filter>`). Figures are recorded in BENCHMARKS.md.
 
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use exatom_anonymizer::device::Classifier;
+use exatom_anonymizer::scrub::{scrub_text, scrub_url, QueryAllowList, ScrubCounts};
+use exatom_anonymizer::transform::anonymize;
+use exatom_anonymizer::visitor::visitor_id;
+use exatom_benches::{anon_event, batch_json, raw_event, T0, USER_AGENT};
+use exatom_collector::batch::{parse, validate, Received};
+use exatom_collector::encoder::{partition_key, RawEncoder};
+use exatom_collector::limits::Limits;
+use exatom_sessionizer::rules::PartitionState;
+use exatom_shared::avro::{anon_event_codec, raw_event_codec};
+use exatom_shared::model::Device;
+
+fn collector(c: &mut Criterion) {
+    let body = batch_json(20);
+    let limits = Limits::default();
+    let encoder = RawEncoder::default();
+    let mut g = c.benchmark_group("collector");
+    g.throughput(Throughput::Elements(20));
+    g.bench_function("decode_validate_encode_20_event_batch", |b| {
+        b.iter(|| {
+            let parsed = parse(black_box(&body), &limits).unwrap();
+            let received = Received {
+                received_at_ms: T0,
+                ip: "203.0.113.7",
+                user_agent: USER_AGENT,
+                conversion_tags: &[],
+            };
+            let out = validate(&parsed, &received, &limits);
+            for e in &out.events {
+                black_box(partition_key(&e.site, &e.ip, &e.user_agent));
+                black_box(encoder.encode(e).unwrap());
+            }
+        })
+    });
+    g.finish();
+}
+
+fn anonymizer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("anonymizer");
+    let salt = [7u8; 32];
+    let day = exatom_shared::time::utc_day(T0);
+    g.bench_function("hmac_visitor_id", |b| {
+        b.iter(|| visitor_id(&salt, "DEMO", black_box(USER_AGENT), "203.0.113.77", day))
+    });
+    let mut classifier = Classifier::new(10_000);
+    g.bench_function("ua_parse_cold", |b| {
+        b.iter(|| classifier.parse(black_box(USER_AGENT)))
+    });
+    classifier.classify(USER_AGENT);
+    g.bench_function("ua_cached", |b| {
+        b.iter(|| classifier.classify(black_box(USER_AGENT)))
+    });
+    let allow = QueryAllowList::default();
+    g.bench_function("scrub_url_and_title", |b| {
+        let mut counts = ScrubCounts::default();
+        b.iter(|| {
+            black_box(scrub_url(
+                black_box(
+                    "https://shop.example/checkout/4711?utm_source=news&email=jane@example.com#top",
+                ),
+                &allow,
+                &mut counts,
+            ));
+            black_box(scrub_text(
+                black_box("Order 123456 for jane@example.com"),
+                &mut counts,
+            ));
+        })
+    });
+    let raw_codec = raw_event_codec();
+    let anon_codec = anon_event_codec();
+    let input = raw_codec.encode(&raw_event(1)).unwrap();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("decode_hash_cached_ua_scrub_encode", |b| {
+        let mut counts = ScrubCounts::default();
+        b.iter(|| {
+            let raw = raw_codec.decode(black_box(&input)).unwrap();
+            let mut device = Device::default();
+            classifier.classify(&raw.user_agent).apply(&mut device);
+            let anon = anonymize(raw, &salt, device, &allow, &mut counts);
+            black_box(anon_codec.encode(&anon).unwrap())
+        })
+    });
+    g.finish();
+}
+
+fn sessionizer(c: &mut Criterion) {
+    // 10 000 visitors, 10 events each, one second apart, interleaved as traffic arrives.
+    let events: Vec<_> = (0..10u64)
+        .flat_map(|i| (0..10_000u64).map(move |v| anon_event(v, i, T0 + i as i64 * 1000)))
+        .collect();
+    let mut g = c.benchmark_group("sessionizer");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.sample_size(10);
+    g.bench_function("place_100k_events_10k_visitors", |b| {
+        b.iter_batched(
+            || PartitionState::new(300_000),
+            |mut state| {
+                for (offset, e) in events.iter().enumerate() {
+                    state.advance(e.received_at_ms);
+                    state.place(e, offset as i64);
+                }
+                black_box(state.open_sessions())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, collector, anonymizer, sessionizer);
+criterion_main!(benches);

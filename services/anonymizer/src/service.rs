@@ -60,7 +60,7 @@ pub fn check_salt_retention(
         .get("retention.ms")
         .and_then(|v| v.parse().ok())
         .unwrap_or(7 * 24 * 3_600_000);
-    if retention < 0 || retention > MAX_SALT_RETENTION_MS {
+    if !(0..=MAX_SALT_RETENTION_MS).contains(&retention) {
         return Err(StartError::RetentionTooLong(retention));
     }
     Ok(())
