@@ -6,11 +6,16 @@ CARGO ?= cargo
 LOCAL := deploy/local
 
 # The test stack runs beside a `make run` stack: own state folder, own ports.
-TEST_STATE := $(CURDIR)/.local/test
-TEST_ENV := EXATOM_STATE=$(TEST_STATE) EXATOM_KAFKA_PORT=19092 \
-	EXATOM_CH_HTTP_PORT=18123 EXATOM_CH_TCP_PORT=19000
-TEST_TARGETS := EXATOM_TEST_STATE=$(TEST_STATE) EXATOM_KAFKA_BROKERS=127.0.0.1:19092 \
-	EXATOM_CLICKHOUSE_URL=http://127.0.0.1:18123 EXATOM_BIN=$(CURDIR)/target/release
+# Each can be overridden (`make integration TEST_KAFKA_PORT=29092 ...`) to run two test
+# stacks side by side.
+TEST_STATE ?= $(CURDIR)/.local/test
+TEST_KAFKA_PORT ?= 19092
+TEST_CH_HTTP_PORT ?= 18123
+TEST_CH_TCP_PORT ?= 19000
+TEST_ENV := EXATOM_STATE=$(TEST_STATE) EXATOM_KAFKA_PORT=$(TEST_KAFKA_PORT) \
+	EXATOM_CH_HTTP_PORT=$(TEST_CH_HTTP_PORT) EXATOM_CH_TCP_PORT=$(TEST_CH_TCP_PORT)
+TEST_TARGETS := EXATOM_TEST_STATE=$(TEST_STATE) EXATOM_KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT) \
+	EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$(TEST_CH_HTTP_PORT) EXATOM_BIN=$(CURDIR)/target/release
 
 .PHONY: help
 help:
@@ -64,7 +69,7 @@ integration: build
 	rm -rf $(TEST_STATE)
 	@set -e; trap '$(TEST_ENV) $(LOCAL)/stack.sh down' EXIT; \
 	$(TEST_ENV) $(LOCAL)/stack.sh up; \
-	$(TEST_TARGETS) $(CARGO) test --release -p exatom-e2e -- --test-threads=1
+	$(TEST_TARGETS) $(CARGO) test --release -p exatom-e2e $(E2E_TESTS) -- --test-threads=1
 	.local/venv/bin/python tests/modern_engine.py target/release/exatom-admin
 
 .PHONY: test
@@ -72,7 +77,7 @@ test: lint unit integration
 
 .PHONY: bench
 bench:
-	$(CARGO) bench -p exatom-benches
+	$(CARGO) bench -p exatom-benches --bench pipeline
 
 .PHONY: fuzz
 fuzz:

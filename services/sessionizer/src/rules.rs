@@ -2,12 +2,16 @@
 //! of event time (exactly 30:00.000 keeps the session). Pure: no clock, no I/O.
 //!
 //! **Time.** Each partition has a *stream time*: the latest `received_at` (collector clock)
-//! seen on it, moved on by the wall clock when the partition is idle. A session closes
-//! when stream time passes its last event + 30 min + the allowed lateness. Because stream
-//! time comes from the log, replaying a partition closes the same sessions at the same
-//! points. A session also stays open until stream time passes its last *arrival* + the
-//! lateness, so a batch uploaded long after its events (a tab woken from sleep) still
-//! gathers into one session instead of one session per event.
+//! seen on it. A session's deadline is the latest of: its last event + 30 min; its last
+//! arrival (a batch uploaded long after its events — a tab woken from sleep — still gathers
+//! into one session); the stream time when it last took an event (events of one visitor
+//! that reach us behind other visitors' newer ones still gather) — plus the allowed
+//! lateness. A session closes when stream time passes
+//! its deadline: because stream time comes from the log, replaying a partition closes the
+//! same sessions at the same points. When a partition is idle (nothing left to read), the
+//! wall clock less a margin stands in for stream time, so sessions close on time with
+//! sparse traffic; a session that received an event less than the lateness ago (wall
+//! clock) stays open, so a pipeline stall never splits one upload into many sessions.
 //!
 //! **Ids.** A session's id is derived from (site, visitor, the id of the event that opened
 //! it), so reprocessing yields the same ids, and an earlier event arriving late does not
@@ -43,6 +47,10 @@ pub struct OpenSession {
     pub min_offset: i64,
     /// Latest `received_at` among the session's events.
     pub last_received_ms: i64,
+    /// Stream time when the session last took an event.
+    pub last_placed_ms: i64,
+    /// Wall clock when the session last took an event (idle closing only).
+    pub touched_ms: i64,
 }
 
 impl OpenSession {
@@ -79,7 +87,7 @@ pub struct Placed {
 #[derive(Debug)]
 pub struct PartitionState {
     lateness_ms: i64,
-    /// Latest collector time seen (or the idle clock): drives closing.
+    /// Latest collector time seen: drives closing.
     pub stream_time_ms: i64,
     visitors: HashMap<VisitorKey, Vec<OpenSession>>,
     /// (closing deadline, visitor) for every visitor with open sessions.
@@ -129,8 +137,37 @@ impl PartitionState {
         closed
     }
 
+    /// Closes, on an idle partition, the sessions whose deadline is before `clock_ms` and
+    /// that took no event in the last lateness (wall clock `now_ms`).
+    pub fn idle(&mut self, clock_ms: i64, now_ms: i64) -> Vec<Session> {
+        let mut closed = Vec::new();
+        let mut waiting = Vec::new();
+        while let Some((deadline, _)) = self.deadlines.first() {
+            if *deadline >= clock_ms {
+                break;
+            }
+            let (_, key) = self.deadlines.pop_first().expect("checked non-empty");
+            let sessions = self.visitors.remove(&key).unwrap_or_default();
+            let (due, keep): (Vec<_>, Vec<_>) = sessions.into_iter().partition(|s| {
+                self.deadline_of(s) < clock_ms && s.touched_ms + self.lateness_ms < now_ms
+            });
+            self.open -= due.len();
+            closed.extend(due.into_iter().map(|s| close(&key, s)));
+            if !keep.is_empty() {
+                waiting.push((key, keep));
+            }
+        }
+        for (key, keep) in waiting {
+            self.track(key, keep);
+        }
+        closed
+    }
+
     fn deadline_of(&self, s: &OpenSession) -> i64 {
-        (s.last_ms() + SESSION_GAP_MS).max(s.last_received_ms) + self.lateness_ms
+        (s.last_ms() + SESSION_GAP_MS)
+            .max(s.last_received_ms)
+            .max(s.last_placed_ms)
+            + self.lateness_ms
     }
 
     fn track(&mut self, key: VisitorKey, sessions: Vec<OpenSession>) {
@@ -151,8 +188,10 @@ impl PartitionState {
         sessions
     }
 
-    /// Places one event (already past [`advance`](Self::advance) for its `received_at`).
-    pub fn place(&mut self, event: &AnonEvent, offset: i64) -> Placed {
+    /// Places one event (already past [`advance`](Self::advance) for its `received_at`);
+    /// `now_ms` is the wall clock, used only to keep idle closing from cutting a session
+    /// that is still receiving.
+    pub fn place(&mut self, event: &AnonEvent, offset: i64, now_ms: i64) -> Placed {
         let key = VisitorKey {
             site: event.site.clone(),
             visitor_id: event.visitor_id.clone(),
@@ -190,6 +229,8 @@ impl PartitionState {
                     device: event.device.clone(),
                     min_offset: offset,
                     last_received_ms: event.received_at_ms,
+                    last_placed_ms: self.stream_time_ms,
+                    touched_ms: now_ms,
                 }
             }
             _ => {
@@ -199,6 +240,8 @@ impl PartitionState {
                     merged.push(other.session_id.clone());
                     keep.min_offset = keep.min_offset.min(other.min_offset);
                     keep.last_received_ms = keep.last_received_ms.max(other.last_received_ms);
+                    keep.touched_ms = keep.touched_ms.max(other.touched_ms);
+                    keep.last_placed_ms = keep.last_placed_ms.max(other.last_placed_ms);
                     for e in other.events {
                         keep.insert(e);
                     }
@@ -207,6 +250,8 @@ impl PartitionState {
                 keep.insert(session_event);
                 keep.min_offset = keep.min_offset.min(offset);
                 keep.last_received_ms = keep.last_received_ms.max(event.received_at_ms);
+                keep.touched_ms = keep.touched_ms.max(now_ms);
+                keep.last_placed_ms = keep.last_placed_ms.max(self.stream_time_ms);
                 keep
             }
         };

@@ -95,7 +95,9 @@ impl Pipeline {
                         .into_iter()
                         .map(|s| (message.partition(), s)),
                 );
-                let placed = part.state.place(&event, message.offset());
+                let placed =
+                    part.state
+                        .place(&event, message.offset(), exatom_shared::time::now_ms());
                 if placed.late {
                     self.metrics.events_late.inc();
                 }
@@ -124,10 +126,11 @@ impl Pipeline {
             }
             // Partitions with nothing left to read follow the wall clock: sessions close on
             // time even when traffic is sparse.
-            let idle_time = exatom_shared::time::now_ms() - self.idle_margin_ms;
+            let now = exatom_shared::time::now_ms();
             for (p, part) in partitions.iter_mut() {
                 if part.caught_up {
-                    closed.extend(part.state.advance(idle_time).into_iter().map(|s| (*p, s)));
+                    let idle = part.state.idle(now - self.idle_margin_ms, now);
+                    closed.extend(idle.into_iter().map(|s| (*p, s)));
                 }
             }
 

@@ -163,7 +163,10 @@ pub struct ServiceContext;
 
 impl ClientContext for ServiceContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
             tracing::trace!(%reason, "end of partition");
         } else {
             tracing::error!(error = %error, %reason, "kafka client error");

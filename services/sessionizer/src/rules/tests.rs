@@ -26,7 +26,7 @@ fn sessionize(events: &[(AnonEvent, i64)]) -> Vec<Session> {
         closed.extend(state.advance(*received_at));
         let mut e = e.clone();
         e.received_at_ms = *received_at;
-        state.place(&e, offset as i64);
+        state.place(&e, offset as i64, 0);
     }
     closed.extend(state.close_all());
     closed.sort_by_key(|s| (s.started_ms, s.session_id.clone()));
@@ -102,9 +102,9 @@ fn shuffled_within_lateness_gives_the_same_sessions_and_ids() {
 fn an_earlier_event_arriving_late_keeps_the_session_id() {
     let mut state = PartitionState::new(LATENESS);
     state.advance(T0 + MIN);
-    let first = state.place(&event("v", "b", T0 + MIN), 0);
+    let first = state.place(&event("v", "b", T0 + MIN), 0, 0);
     state.advance(T0 + MIN + 1000);
-    let earlier = state.place(&event("v", "a", T0), 1);
+    let earlier = state.place(&event("v", "a", T0), 1, 0);
     assert_eq!(first.session_id, earlier.session_id);
     assert!(!earlier.late);
     let closed = state.close_all();
@@ -116,11 +116,11 @@ fn an_earlier_event_arriving_late_keeps_the_session_id() {
 fn a_bridging_event_merges_two_sessions_under_the_first_id() {
     let mut state = PartitionState::new(40 * MIN);
     state.advance(T0);
-    let a = state.place(&event("v", "a", T0), 0);
-    let c = state.place(&event("v", "c", T0 + 50 * MIN), 1);
+    let a = state.place(&event("v", "a", T0), 0, 0);
+    let c = state.place(&event("v", "c", T0 + 50 * MIN), 1, 0);
     assert_ne!(a.session_id, c.session_id);
     assert_eq!(state.open_sessions(), 2);
-    let b = state.place(&event("v", "b", T0 + 25 * MIN), 2);
+    let b = state.place(&event("v", "b", T0 + 25 * MIN), 2, 0);
     assert_eq!(b.session_id, a.session_id);
     assert_eq!(b.merged, vec![c.session_id]);
     assert_eq!(state.open_sessions(), 1);
@@ -167,8 +167,8 @@ fn midnight_changes_the_visitor_id_and_so_the_session() {
 fn duplicates_are_ignored_and_late_events_flagged_not_dropped() {
     let mut state = PartitionState::new(LATENESS);
     state.advance(T0);
-    state.place(&event("v", "a", T0), 0);
-    assert!(state.place(&event("v", "a", T0), 1).duplicate);
+    state.place(&event("v", "a", T0), 0, 0);
+    assert!(state.place(&event("v", "a", T0), 1, 0).duplicate);
     // Stream time moves far on: the session closes.
     let closed = state.advance(T0 + 40 * MIN);
     assert_eq!(closed.len(), 1);
@@ -176,7 +176,7 @@ fn duplicates_are_ignored_and_late_events_flagged_not_dropped() {
     // An event from back then, arriving now, is late: it forms its own session.
     let mut straggler = event("v", "x", T0 + MIN);
     straggler.received_at_ms = T0 + 40 * MIN;
-    let late = state.place(&straggler, 2);
+    let late = state.place(&straggler, 2, 0);
     assert!(late.late);
     assert_eq!(state.advance(T0 + 40 * MIN + LATENESS + 1).len(), 1);
     assert_eq!(state.open_sessions(), 0);
@@ -194,7 +194,7 @@ fn a_batch_uploaded_long_after_its_events_stays_one_session() {
         let mut e = event("v", &format!("e{i}"), T0 + minute * MIN);
         e.received_at_ms = now;
         assert!(state.advance(now).is_empty());
-        placed.push(state.place(&e, i as i64));
+        placed.push(state.place(&e, i as i64, 0));
     }
     assert!(placed
         .iter()
@@ -208,9 +208,9 @@ fn a_batch_uploaded_long_after_its_events_stays_one_session() {
 fn commit_point_is_the_oldest_record_of_an_open_session() {
     let mut state = PartitionState::new(LATENESS);
     state.advance(T0);
-    state.place(&event("v1", "a", T0), 10);
-    state.place(&event("v2", "b", T0 + 5 * MIN), 11);
-    state.place(&event("v1", "c", T0 + 2), 12);
+    state.place(&event("v1", "a", T0), 10, 0);
+    state.place(&event("v2", "b", T0 + 5 * MIN), 11, 0);
+    state.place(&event("v1", "c", T0 + 2), 12, 0);
     assert_eq!(state.min_open_offset(), Some(10));
     // v1's session closes before v2's.
     let closed = state.advance(T0 + 33 * MIN);
@@ -247,4 +247,41 @@ fn ids_are_deterministic_per_site_visitor_and_opening_event() {
     };
     assert_ne!(session_id(&key, "a"), session_id(&other, "a"));
     assert_eq!(session_id(&key, "a").len(), 32);
+}
+
+#[test]
+fn an_idle_partition_closes_by_the_clock_but_not_a_session_still_receiving() {
+    let mut state = PartitionState::new(LATENESS);
+    state.advance(T0);
+    state.place(&event("v", "a", T0), 0, T0);
+    // The clock passed the deadline, but the session took an event 1 s ago (wall clock).
+    let deadline = T0 + 30 * MIN + LATENESS;
+    assert!(state.idle(deadline + 1, T0 + 1_000).is_empty());
+    assert_eq!(state.open_sessions(), 1);
+    // A stalled upstream delivers the rest of the upload late; it still joins.
+    state.place(&event("v", "b", T0 + 5_000), 1, deadline + 2);
+    assert!(state.idle(deadline + 3, deadline + 3).is_empty());
+    // Quiet for longer than the lateness: closed, in one piece.
+    let closed = state.idle(deadline + 10_000, deadline + 2 + LATENESS + 1);
+    assert_eq!(ids(&closed), vec![vec!["a", "b"]]);
+    // Idle closing never moved the log's stream time.
+    assert_eq!(state.stream_time_ms, T0);
+}
+
+#[test]
+fn a_visitor_behind_newer_traffic_still_gathers_into_one_session() {
+    // Another visitor's newer events (received later) reach us first: stream time is ahead
+    // of this visitor's arrival, yet its three events still form one session.
+    let mut state = PartitionState::new(LATENESS);
+    let mut other = event("w", "w1", T0 + 10 * MIN);
+    other.received_at_ms = T0 + 10 * MIN;
+    state.advance(other.received_at_ms);
+    state.place(&other, 0, 0);
+    let mut ids_placed = Vec::new();
+    for (i, minute) in [0, 1, 2].into_iter().enumerate() {
+        let e = event("v", &format!("v{i}"), T0 + minute * 1000);
+        assert!(state.advance(e.received_at_ms).is_empty());
+        ids_placed.push(state.place(&e, 1 + i as i64, 0).session_id);
+    }
+    assert!(ids_placed.iter().all(|id| *id == ids_placed[0]));
 }
