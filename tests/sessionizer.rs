@@ -1,0 +1,1 @@
+//! Cross-service tests of the sessionizer: real processes against the real broker and ClickHouse.
