@@ -70,7 +70,7 @@ pub fn raw_event(i: u64) -> RawEvent {
 /// An anonymized event of visitor `visitor` at `t`.
 pub fn anon_event(visitor: u64, i: u64, t: i64) -> AnonEvent {
     AnonEvent {
-        event_id: format!("{visitor:08}-{i:012}"),
+        event_id: format!("{visitor:08x}-0000-4000-8000-{i:012x}"),
         site: "DEMO".into(),
         visitor_id: format!("{visitor:064x}"),
         kind: EventKind::FormEvent,

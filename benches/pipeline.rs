@@ -104,7 +104,7 @@ fn sessionizer(c: &mut Criterion) {
             |mut state| {
                 for (offset, e) in events.iter().enumerate() {
                     state.advance(e.received_at_ms);
-                    state.place(e, offset as i64, T0);
+                    state.place(e, offset as i64, T0).unwrap();
                 }
                 black_box(state.open_sessions())
             },

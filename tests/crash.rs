@@ -2,12 +2,13 @@
 //! SIGKILL mid-stream and restarted; the sessions and events written must be exactly those
 //! of the session rule applied to what was sent — nothing lost, nothing counted twice — and
 //! delivering the same sessions to the aggregator twice must leave every view unchanged.
+//! Two sessionizer replicas share the partitions, and stopping one mid-stream changes no count.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use exatom_e2e::{rfc3339, sites_file, wait_until, Pipeline, Service, Stack};
+use exatom_e2e::{rfc3339, sites_file, wait_until, Pipeline, Ports, Service, Stack};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -92,6 +93,70 @@ async fn send_visitor(client: &reqwest::Client, url: &str, site: &str, v: usize)
     }
 }
 
+/// Waits until every session of `site` is closed and written, then checks row for row that
+/// each holds exactly the events the rule puts together, in order, under the id the rule
+/// derives. Returns the expected sessions.
+async fn sessions_match_the_rule(stack: &Stack, site: &str) -> BTreeSet<Vec<String>> {
+    let expected = expected_sessions();
+    let total_events: usize = expected.iter().map(Vec::len).sum();
+    let count = format!("SELECT count() FROM exatom.sessions FINAL WHERE site = '{site}'");
+    let finals =
+        format!("SELECT count() FROM exatom.events FINAL WHERE site = '{site}' AND version = 2");
+    wait_until(
+        Duration::from_secs(180),
+        "every session closed and written",
+        || async {
+            stack.query(&count).await.trim() == expected.len().to_string()
+                && stack.query(&finals).await.trim() == total_events.to_string()
+        },
+    )
+    .await;
+
+    let rows = stack
+        .query(&format!(
+            "SELECT session_id, visitor_id, groupArray(event_id), groupArray(seq) FROM \
+             (SELECT session_id, visitor_id, event_id, seq FROM exatom.events FINAL WHERE site = '{site}' ORDER BY seq) \
+             GROUP BY session_id, visitor_id"
+        ))
+        .await;
+    let mut got = BTreeSet::new();
+    for line in rows.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let ids: Vec<String> = serde_json::from_str(&cols[2].replace('\'', "\"")).unwrap();
+        let seqs: Vec<u32> = serde_json::from_str(cols[3]).unwrap();
+        assert_eq!(
+            seqs,
+            (0..ids.len() as u32).collect::<Vec<_>>(),
+            "positions in {}",
+            cols[0]
+        );
+        let key = exatom_sessionizer::rules::VisitorKey {
+            site: site.to_owned(),
+            visitor_id: cols[1].to_owned(),
+        };
+        assert_eq!(
+            cols[0],
+            exatom_sessionizer::rules::session_id(&key, &ids[0]),
+            "session id rule"
+        );
+        got.insert(ids);
+    }
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+    // The session rows agree with their events.
+    let summary = stack
+        .query(&format!(
+            "SELECT sum(events), count(), uniqExact(session_id) FROM exatom.sessions FINAL WHERE site = '{site}'"
+        ))
+        .await;
+    assert_eq!(
+        summary.trim(),
+        format!("{total_events}\t{}\t{}", expected.len(), expected.len())
+    );
+
+    expected
+}
+
 #[tokio::test]
 async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
     let stack = Stack::from_env();
@@ -130,63 +195,7 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
         }
     }
 
-    let expected = expected_sessions();
-    let total_events: usize = expected.iter().map(Vec::len).sum();
-    let count = format!("SELECT count() FROM exatom.sessions FINAL WHERE site = '{site}'");
-    let finals =
-        format!("SELECT count() FROM exatom.events FINAL WHERE site = '{site}' AND version = 2");
-    wait_until(
-        Duration::from_secs(180),
-        "every session closed and written",
-        || async {
-            stack.query(&count).await.trim() == expected.len().to_string()
-                && stack.query(&finals).await.trim() == total_events.to_string()
-        },
-    )
-    .await;
-
-    // Row for row: each session holds exactly the events the rule puts together, in order,
-    // under the id the rule derives, and the session rows agree with their events.
-    let rows = stack
-        .query(&format!(
-            "SELECT session_id, visitor_id, groupArray(event_id), groupArray(seq) FROM \
-             (SELECT session_id, visitor_id, event_id, seq FROM exatom.events FINAL WHERE site = '{site}' ORDER BY seq) \
-             GROUP BY session_id, visitor_id"
-        ))
-        .await;
-    let mut got = BTreeSet::new();
-    for line in rows.lines() {
-        let cols: Vec<&str> = line.split('\t').collect();
-        let ids: Vec<String> = serde_json::from_str(&cols[2].replace('\'', "\"")).unwrap();
-        let seqs: Vec<u32> = serde_json::from_str(cols[3]).unwrap();
-        assert_eq!(
-            seqs,
-            (0..ids.len() as u32).collect::<Vec<_>>(),
-            "positions in {}",
-            cols[0]
-        );
-        let key = exatom_sessionizer::rules::VisitorKey {
-            site: site.clone(),
-            visitor_id: cols[1].to_owned(),
-        };
-        assert_eq!(
-            cols[0],
-            exatom_sessionizer::rules::session_id(&key, &ids[0]),
-            "session id rule"
-        );
-        got.insert(ids);
-    }
-    assert_eq!(got.len(), expected.len());
-    assert_eq!(got, expected);
-    let summary = stack
-        .query(&format!(
-            "SELECT sum(events), count(), uniqExact(session_id) FROM exatom.sessions FINAL WHERE site = '{site}'"
-        ))
-        .await;
-    assert_eq!(
-        summary.trim(),
-        format!("{total_events}\t{}\t{}", expected.len(), expected.len())
-    );
+    let expected = sessions_match_the_rule(&stack, &site).await;
 
     // The aggregator's views, then the same sessions delivered a second time.
     let views = |site: String| {
@@ -274,5 +283,58 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
         .collect();
     let sent: BTreeSet<String> = (0..VISITORS).flat_map(visit).map(|(id, _)| id).collect();
     assert_eq!(anon_ids, sent);
+    assert!(pipeline.stop().is_empty());
+}
+
+#[tokio::test]
+async fn two_sessionizer_replicas_share_the_partitions_and_one_leaving_changes_no_count() {
+    let stack = Stack::from_env();
+    let site = format!("REPL{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let sites = sites_file(&stack, "replicas", &[(&site, &[], &[])]);
+    let settings = [
+        ("EXATOM_LATENESS_MS", "2000".to_owned()),
+        ("EXATOM_IDLE_MARGIN_MS", "1000".to_owned()),
+        ("EXATOM_BATCH_MAX", "200".to_owned()),
+        ("EXATOM_RATE_BURST", "100000".to_owned()),
+    ];
+    let mut pipeline = Pipeline::start(&stack, &sites, &settings).await;
+    let second_port = Ports::pick().admin[0];
+    let mut env: Vec<(&str, String)> = settings.to_vec();
+    env.push(("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{second_port}")));
+    let mut second = Service::start(&stack, "sessionizer", &env);
+    let events_in = |port: u16| async move {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let Ok(response) = reqwest::get(&url).await else {
+            return 0;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("exatom_sessionizer_events_in_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let first_port = pipeline.admin_ports["sessionizer"];
+    let url = format!("{}/v1/events", pipeline.collector_url);
+    let client = reqwest::Client::new();
+    let half = VISITORS / 2;
+    for v in 0..half {
+        send_visitor(&client, &url, &site, v).await;
+    }
+    // Both replicas took part: the group split the partitions between them.
+    wait_until(
+        Duration::from_secs(60),
+        "both replicas consuming",
+        || async { events_in(first_port).await > 0 && events_in(second_port).await > 0 },
+    )
+    .await;
+    // One replica leaves mid-stream (SIGTERM: it drains and hands its partitions over).
+    assert!(
+        second.stop(),
+        "the leaving replica drains and exits cleanly"
+    );
+    for v in half..VISITORS {
+        send_visitor(&client, &url, &site, v).await;
+    }
+    sessions_match_the_rule(&stack, &site).await;
     assert!(pipeline.stop().is_empty());
 }

@@ -18,7 +18,7 @@ pub struct SessionizerConfig {
     /// How far behind the wall clock an idle partition's stream time is set, in ms: the
     /// longest expected delay from the collector to here.
     pub idle_margin_ms: i64,
-    /// Open sessions above which consumption pauses until some close.
+    /// Open sessions at which reading pauses until sessions close (bounded memory).
     pub max_open_sessions: usize,
     pub batch_max: usize,
 }

@@ -14,7 +14,7 @@ pub const LIVE_VERSION: u64 = 1;
 pub const FINAL_VERSION: u64 = 2;
 
 /// A row of `events`.
-#[derive(Debug, Clone, Row, Serialize)]
+#[derive(Debug, Clone, PartialEq, Row, Serialize)]
 pub struct EventRow {
     pub site: String,
     pub day: u16,
@@ -32,6 +32,8 @@ pub struct EventRow {
     pub field_key: String,
     pub form_event: &'static str,
     pub value: String,
+    /// Whether the event carried a value: `""` is one (an empty field), absence is another.
+    pub value_present: u8,
     pub conversion_tag: String,
     pub transaction_id: String,
     pub revenue: f64,
@@ -71,6 +73,7 @@ impl EventRow {
             field_key: b.field.as_ref().map(|f| f.key()).unwrap_or_default(),
             form_event: b.form_event.map_or("", FormEventKind::as_str),
             value: b.value.clone().unwrap_or_default(),
+            value_present: u8::from(b.value.is_some()),
             conversion_tag: b.conversion_tag.clone().unwrap_or_default(),
             transaction_id: b.transaction_id.clone().unwrap_or_default(),
             revenue: b.revenue.unwrap_or_default(),
@@ -88,14 +91,6 @@ impl EventRow {
             src_offset: offset,
             version: LIVE_VERSION,
         }
-    }
-
-    /// The same row once its session is closed: final id and position in the session.
-    pub fn finalized(mut self, session_id: &str, seq: u32) -> Self {
-        self.session_id = session_id.to_owned();
-        self.seq = seq;
-        self.version = FINAL_VERSION;
-        self
     }
 }
 

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod rules;
 pub mod service;
 pub mod sink;
+pub mod stored;
 
 use anyhow::Context;
 use exatom_shared::kafka;

@@ -9,6 +9,7 @@ pub struct SessionizerMetrics {
     pub events_duplicate: IntCounter,
     pub events_replayed: IntCounter,
     pub open_sessions: IntGauge,
+    pub paused: IntGauge,
     pub sessions_closed: IntCounter,
     pub sessions_merged: IntCounter,
     pub watermark_lag_ms: IntGauge,
@@ -37,6 +38,10 @@ impl SessionizerMetrics {
                 "Events skipped on replay because their session was already written",
             )?,
             open_sessions: IntGauge::new("exatom_sessionizer_open_sessions", "Sessions held open")?,
+            paused: IntGauge::new(
+                "exatom_sessionizer_paused",
+                "1 while reading is paused at EXATOM_MAX_OPEN_SESSIONS",
+            )?,
             sessions_closed: IntCounter::new(
                 "exatom_sessionizer_sessions_closed_total",
                 "Sessions closed and written",
@@ -73,6 +78,7 @@ impl SessionizerMetrics {
         registry.register(Box::new(m.events_duplicate.clone()))?;
         registry.register(Box::new(m.events_replayed.clone()))?;
         registry.register(Box::new(m.open_sessions.clone()))?;
+        registry.register(Box::new(m.paused.clone()))?;
         registry.register(Box::new(m.sessions_closed.clone()))?;
         registry.register(Box::new(m.sessions_merged.clone()))?;
         registry.register(Box::new(m.watermark_lag_ms.clone()))?;

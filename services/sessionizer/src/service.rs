@@ -2,7 +2,7 @@
 //! Every write is idempotent (keyed by event id / session id), so a replay after a crash
 //! rewrites the same rows instead of adding new ones.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use exatom_shared::kafka::SESSIONS_TOPIC;
@@ -11,6 +11,12 @@ use exatom_shared::warehouse::Warehouse;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::encoder::{EventRow, SessionEncoder, SessionRow, FINAL_VERSION};
+use crate::rules::ClosedSession;
+use crate::stored::{self, Assembled, StoredEvent, STORED_COLUMNS};
+
+/// Event ids per read-back query: keeps the query text well under ClickHouse's default
+/// `max_query_size` (256 KiB) at 39 bytes an id.
+const READ_BACK_CHUNK: usize = 2_000;
 
 /// Where the sessionizer writes.
 pub struct Writer {
@@ -28,6 +34,8 @@ pub enum WriteError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("encoding: {0}")]
     Codec(#[from] exatom_shared::avro::CodecError),
+    #[error(transparent)]
+    Missing(#[from] stored::Missing),
 }
 
 impl Writer {
@@ -37,6 +45,57 @@ impl Writer {
 
     pub async fn insert_sessions(&self, rows: &[SessionRow]) -> Result<(), WriteError> {
         Ok(self.warehouse.insert_rows("sessions", rows).await?)
+    }
+
+    /// Reads back the events of closed sessions and assembles each session's record and
+    /// final rows. The query goes by the table's sort key (site, day, event id).
+    pub async fn assemble(&self, closed: &[ClosedSession]) -> Result<Vec<Assembled>, WriteError> {
+        let mut by_site: HashMap<&str, Vec<(i64, String)>> = HashMap::new();
+        for session in closed {
+            let wanted = by_site.entry(&session.site).or_default();
+            wanted.extend(
+                session
+                    .events
+                    .iter()
+                    .map(|e| (e.event_time_ms, e.event_id())),
+            );
+        }
+        let mut stored: HashMap<String, StoredEvent> = HashMap::new();
+        for (site, wanted) in by_site {
+            for chunk in wanted.chunks(READ_BACK_CHUNK) {
+                let days: BTreeSet<String> = chunk
+                    .iter()
+                    .map(|(t, _)| format!("'{}'", exatom_shared::time::utc_day(*t)))
+                    .collect();
+                // Ids are canonical UUIDs written by `rules` itself: safe to inline.
+                let ids: Vec<String> = chunk.iter().map(|(_, id)| format!("'{id}'")).collect();
+                let sql = format!(
+                    "SELECT {STORED_COLUMNS} FROM events WHERE site = ? AND day IN ({}) \
+                     AND event_id IN ({})",
+                    days.into_iter().collect::<Vec<_>>().join(","),
+                    ids.join(",")
+                );
+                let rows: Vec<StoredEvent> = self
+                    .warehouse
+                    .client
+                    .query(&sql)
+                    .bind(site)
+                    .fetch_all()
+                    .await?;
+                for row in rows {
+                    let row = match stored.remove(&row.event_id) {
+                        Some(seen) => seen.prefer(row),
+                        None => row,
+                    };
+                    stored.insert(row.event_id.clone(), row);
+                }
+            }
+        }
+        let mut assembled = Vec::with_capacity(closed.len());
+        for session in closed {
+            assembled.push(stored::assemble(session, &stored)?);
+        }
+        Ok(assembled)
     }
 
     /// Produces closed sessions and waits for the broker to acknowledge all of them.

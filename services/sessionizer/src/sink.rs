@@ -6,6 +6,11 @@
 //! `events`) and skipped. Writes are idempotent (ReplacingMergeTree keyed by event id and
 //! session id; the aggregator deduplicates sessions by id), so the replayed tail rewrites
 //! the same rows. Offsets are committed only after every write of the batch succeeded.
+//!
+//! **Read-back.** Every event is written to `events` as it is placed (live rows); a session
+//! that closes gets its events' content back from there (`stored`), so open sessions hold
+//! only ids and times. A read that misses an event (a replica that has not caught up) is
+//! retried like a failed write: nothing is published from a partial session.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -21,14 +26,12 @@ use rdkafka::producer::FutureProducer;
 
 use crate::encoder::{session_row, EventRow};
 use crate::metrics::SessionizerMetrics;
-use crate::rules::PartitionState;
+use crate::rules::{ClosedSession, PartitionState};
 use crate::service::Writer;
 
 /// One partition's open sessions and what replay needs.
 struct Partition {
     state: PartitionState,
-    /// Live rows of events in open sessions, finalized when their session closes.
-    rows: HashMap<String, EventRow>,
     /// Events whose session was closed before the last restart.
     skip: HashSet<String>,
     next_offset: i64,
@@ -53,7 +56,8 @@ impl Pipeline {
         let codec = anon_event_codec();
         let mut partitions: HashMap<i32, Partition> = HashMap::new();
         let mut lag_sampled = Instant::now();
-        let mut cap_warned = false;
+        // At EXATOM_MAX_OPEN_SESSIONS consumption pauses; sessions then close by the clock.
+        let mut paused = false;
         while !shutdown.is_triggered() {
             let batch = kafka::next_batch(
                 &self.consumer,
@@ -65,7 +69,7 @@ impl Pipeline {
             self.forget_revoked(&mut partitions);
 
             let mut live = Vec::new();
-            let mut closed: Vec<(i32, Session)> = Vec::new();
+            let mut closed: Vec<ClosedSession> = Vec::new();
             for message in &batch.messages {
                 self.metrics.events_in.inc();
                 let part = match partitions.get_mut(&message.partition()) {
@@ -89,15 +93,15 @@ impl Pipeline {
                     self.metrics.events_replayed.inc();
                     continue;
                 }
-                closed.extend(
-                    part.state
-                        .advance(event.received_at_ms)
-                        .into_iter()
-                        .map(|s| (message.partition(), s)),
-                );
-                let placed =
-                    part.state
-                        .place(&event, message.offset(), exatom_shared::time::now_ms());
+                closed.extend(part.state.advance(event.received_at_ms));
+                let now = exatom_shared::time::now_ms();
+                let placed = match part.state.place(&event, message.offset(), now) {
+                    Ok(placed) => placed,
+                    Err(e) => {
+                        self.dead_letter(message, &e.to_string(), &shutdown).await?;
+                        continue;
+                    }
+                };
                 if placed.late {
                     self.metrics.events_late.inc();
                 }
@@ -108,14 +112,12 @@ impl Pipeline {
                     self.metrics.events_duplicate.inc();
                     continue;
                 }
-                let row = EventRow::live(
+                live.push(EventRow::live(
                     &event,
                     &placed.session_id,
                     message.partition(),
                     message.offset(),
-                );
-                live.push(row.clone());
-                part.rows.insert(event.event_id, row);
+                ));
             }
 
             // The end of a partition is reported after the messages before it.
@@ -127,17 +129,16 @@ impl Pipeline {
             // Partitions with nothing left to read follow the wall clock: sessions close on
             // time even when traffic is sparse.
             let now = exatom_shared::time::now_ms();
-            for (p, part) in partitions.iter_mut() {
-                if part.caught_up {
-                    let idle = part.state.idle(now - self.idle_margin_ms, now);
-                    closed.extend(idle.into_iter().map(|s| (*p, s)));
+            for part in partitions.values_mut() {
+                if part.caught_up || paused {
+                    closed.extend(part.state.idle(now - self.idle_margin_ms, now));
                 }
             }
 
-            self.write(&live, &closed, &mut partitions, &shutdown)
-                .await?;
+            self.write(&live, &closed, &shutdown).await?;
             self.commit(&mut partitions)?;
-            self.report(&partitions, &mut cap_warned);
+            self.report(&partitions);
+            self.hold_at_cap(&partitions, &mut paused)?;
             if lag_sampled.elapsed() > Duration::from_secs(10) {
                 for (topic, partition, lag) in kafka::lag(&self.consumer) {
                     self.metrics
@@ -159,12 +160,11 @@ impl Pipeline {
     }
 
     /// Live rows first (dashboards see events within seconds), then for closed sessions:
-    /// the session record, the session row, and the events' final rows.
+    /// their events read back, the session record, the session row, the final event rows.
     async fn write(
         &self,
         live: &[EventRow],
-        closed: &[(i32, Session)],
-        partitions: &mut HashMap<i32, Partition>,
+        closed: &[ClosedSession],
         shutdown: &Shutdown,
     ) -> anyhow::Result<()> {
         let retried = |target: &'static str| {
@@ -178,7 +178,20 @@ impl Pipeline {
         if closed.is_empty() {
             return Ok(());
         }
-        let sessions: Vec<Session> = closed.iter().map(|(_, s)| s.clone()).collect();
+        let assembled =
+            retry::until_ok("events read-back", shutdown, retried("clickhouse"), || {
+                self.writer.assemble(closed)
+            })
+            .await?;
+        let mut sessions: Vec<Session> = Vec::with_capacity(assembled.len());
+        let mut final_rows: Vec<EventRow> = Vec::new();
+        for a in assembled {
+            self.metrics
+                .events_duplicate
+                .inc_by(a.already_written as u64);
+            sessions.extend(a.session);
+            final_rows.extend(a.final_rows);
+        }
         retry::until_ok("exatom.sessions", shutdown, retried("kafka"), || {
             self.writer.publish(&sessions)
         })
@@ -188,22 +201,11 @@ impl Pipeline {
             self.writer.insert_sessions(&session_rows)
         })
         .await?;
-        let mut final_rows = Vec::new();
-        for (p, s) in closed {
-            let Some(part) = partitions.get_mut(p) else {
-                continue;
-            };
-            for (seq, e) in s.events.iter().enumerate() {
-                if let Some(row) = part.rows.remove(&e.event_id) {
-                    final_rows.push(row.finalized(&s.session_id, seq as u32));
-                }
-            }
-        }
         retry::until_ok("events", shutdown, retried("clickhouse"), || {
             self.writer.insert_events(&final_rows)
         })
         .await?;
-        self.metrics.sessions_closed.inc_by(closed.len() as u64);
+        self.metrics.sessions_closed.inc_by(sessions.len() as u64);
         Ok(())
     }
 
@@ -242,7 +244,6 @@ impl Pipeline {
         );
         Ok(Partition {
             state: PartitionState::new(self.lateness_ms),
-            rows: HashMap::new(),
             skip,
             next_offset: offset,
             committed: offset,
@@ -294,17 +295,46 @@ impl Pipeline {
         Ok(())
     }
 
-    fn report(&self, partitions: &HashMap<i32, Partition>, cap_warned: &mut bool) {
+    /// Bounded memory: at the cap, reading pauses (the consumer keeps polling, so it stays
+    /// in its group) and sessions close by the wall clock as on an idle partition; reading
+    /// resumes below 90 % of the cap. Stragglers of a session closed meanwhile are counted
+    /// late and open a session of their own: a split session is better than an exhausted host.
+    fn hold_at_cap(
+        &self,
+        partitions: &HashMap<i32, Partition>,
+        paused: &mut bool,
+    ) -> anyhow::Result<()> {
+        let open: usize = partitions.values().map(|p| p.state.open_sessions()).sum();
+        let hold = if *paused {
+            open >= self.max_open_sessions / 10 * 9
+        } else {
+            open >= self.max_open_sessions
+        };
+        // Re-applied on every pass while held: partitions assigned by a rebalance start unpaused.
+        if hold {
+            self.consumer.pause(&self.consumer.assignment()?)?;
+        } else if *paused {
+            self.consumer.resume(&self.consumer.assignment()?)?;
+        }
+        if hold != *paused {
+            if hold {
+                tracing::warn!(
+                    open,
+                    cap = self.max_open_sessions,
+                    "open sessions reached EXATOM_MAX_OPEN_SESSIONS: reading paused until sessions close"
+                );
+            } else {
+                tracing::info!(open, "open sessions below 90% of the cap: reading resumed");
+            }
+            *paused = hold;
+        }
+        self.metrics.paused.set(i64::from(*paused));
+        Ok(())
+    }
+
+    fn report(&self, partitions: &HashMap<i32, Partition>) {
         let open: usize = partitions.values().map(|p| p.state.open_sessions()).sum();
         self.metrics.open_sessions.set(open as i64);
-        if open > self.max_open_sessions && !*cap_warned {
-            tracing::warn!(
-                open,
-                cap = self.max_open_sessions,
-                "open sessions above EXATOM_MAX_OPEN_SESSIONS"
-            );
-        }
-        *cap_warned = open > self.max_open_sessions;
         if let Some(oldest) = partitions
             .values()
             .map(|p| p.state.stream_time_ms)

@@ -19,6 +19,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The value whose [`as_str`](Self::as_str) is `name` (how ClickHouse stores it);
+    /// `Unknown` for any other name.
+    pub fn from_name(name: &str) -> Self {
+        [
+            EventKind::PageView,
+            EventKind::FormView,
+            EventKind::FormEvent,
+            EventKind::Conversion,
+            EventKind::Tooltip,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == name)
+        .unwrap_or(EventKind::Unknown)
+    }
+
     /// The contract's name of the kind, as stored in ClickHouse.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,6 +63,24 @@ pub enum FormEventKind {
 }
 
 impl FormEventKind {
+    /// The value whose [`as_str`](Self::as_str) is `name` (how ClickHouse stores it);
+    /// `Unknown` for any other name.
+    pub fn from_name(name: &str) -> Self {
+        [
+            FormEventKind::Focus,
+            FormEventKind::Blur,
+            FormEventKind::Input,
+            FormEventKind::Change,
+            FormEventKind::Autofill,
+            FormEventKind::Invalid,
+            FormEventKind::Submit,
+            FormEventKind::Reset,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == name)
+        .unwrap_or(FormEventKind::Unknown)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FormEventKind::Focus => "focus",
@@ -82,6 +115,19 @@ pub enum TooltipAction {
 }
 
 impl TooltipAction {
+    /// The value whose [`as_str`](Self::as_str) is `name` (how ClickHouse stores it);
+    /// `Unknown` for any other name.
+    pub fn from_name(name: &str) -> Self {
+        [
+            TooltipAction::Impression,
+            TooltipAction::Click,
+            TooltipAction::Close,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == name)
+        .unwrap_or(TooltipAction::Unknown)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TooltipAction::Impression => "impression",

@@ -41,6 +41,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_events_and_sessions"),
     migration!(2, "0002_form_analytics"),
+    migration!(3, "0003_event_value_presence"),
 ];
 
 /// What the server can do, read from `SELECT version()`.
@@ -100,6 +101,12 @@ pub fn render(sql: &str, version: ServerVersion) -> Vec<String> {
         .collect()
 }
 
+fn is_added_column_already_there(statement: &str, error: &clickhouse::error::Error) -> bool {
+    statement.starts_with("ALTER TABLE")
+        && statement.contains("ADD COLUMN")
+        && error.to_string().contains("already exists")
+}
+
 /// Settings for a connection.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -155,8 +162,8 @@ impl Warehouse {
 
     /// Applies the migrations not yet recorded in `schema_migrations`; returns the versions applied.
     ///
-    /// Re-runnable: every statement is `IF NOT EXISTS`, and a migration is recorded only
-    /// after all its statements succeeded.
+    /// Re-runnable: every statement is `IF NOT EXISTS` (or an `ADD COLUMN` whose column is
+    /// already there), and a migration is recorded only after all its statements succeeded.
     pub async fn migrate(&self) -> Result<Vec<u32>, clickhouse::error::Error> {
         let root = self.client.clone().with_database("default");
         root.query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
@@ -181,7 +188,13 @@ impl Warehouse {
                 continue;
             }
             for statement in render(migration.sql, self.version) {
-                self.client.query(&statement).execute().await?;
+                match self.client.query(&statement).execute().await {
+                    Ok(()) => {}
+                    // 18.16 has no `ADD COLUMN IF NOT EXISTS`: a column already there is a
+                    // run cut off after the ALTER and before the migration was recorded.
+                    Err(e) if is_added_column_already_there(&statement, &e) => {}
+                    Err(e) => return Err(e),
+                }
             }
             self.client
                 .query(&format!(
