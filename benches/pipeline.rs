@@ -1,6 +1,7 @@
 //! Per-event cost of each service's hot path. Run: `make bench` (or
 //! `cargo bench -p exatom-benches -- <filter>`). Figures are recorded in BENCHMARKS.md.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -107,6 +108,26 @@ fn sessionizer(c: &mut Criterion) {
                     state.place(e, offset as i64, T0).unwrap();
                 }
                 black_box(state.open_sessions())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The ceiling: the least any sessionizer does per event, a hash-map entry per visitor
+    // holding the event's id and time, with the same keys decoded from the same records.
+    g.bench_function("ceiling_hashmap_100k_events_10k_visitors", |b| {
+        b.iter_batched(
+            HashMap::<[u8; 32], Vec<(i64, [u8; 16])>>::new,
+            |mut visitors| {
+                for e in &events {
+                    let mut visitor = [0u8; 32];
+                    hex::decode_to_slice(&e.visitor_id, &mut visitor).unwrap();
+                    let id = *uuid::Uuid::try_parse(&e.event_id).unwrap().as_bytes();
+                    visitors
+                        .entry(visitor)
+                        .or_default()
+                        .push((e.event_time_ms, id));
+                }
+                black_box(visitors.len())
             },
             BatchSize::LargeInput,
         )

@@ -308,7 +308,7 @@ impl PartitionState {
                 i += 1;
             }
         }
-        near.sort_by(|a, b| (a.first_ms(), a.session_id).cmp(&(b.first_ms(), b.session_id)));
+        near.sort_by_key(|a| (a.first_ms(), a.session_id));
         let mut merged = Vec::new();
         let mut near = near.into_iter();
         let session = match near.next() {
