@@ -3,12 +3,16 @@
 //! of the session rule applied to what was sent — nothing lost, nothing counted twice — and
 //! delivering the same sessions to the aggregator twice must leave every view unchanged.
 //! Two sessionizer replicas share the partitions, and stopping one mid-stream changes no count.
+//! ClickHouse stopped mid-stream: the writers wait and retry, and resume by themselves.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use exatom_e2e::{rfc3339, sites_file, wait_until, Pipeline, Ports, Service, Stack};
+use exatom_e2e::{
+    metric, poll_until, rfc3339, sites_file, stack_command, wait_until, Pipeline, Ports, Service,
+    Stack,
+};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -33,9 +37,9 @@ fn visit(v: usize) -> Vec<(String, i64)> {
 }
 
 /// The session rule applied by hand: split each visitor's events at gaps over 30 minutes.
-fn expected_sessions() -> BTreeSet<Vec<String>> {
+fn expected_sessions(visitors: usize) -> BTreeSet<Vec<String>> {
     let mut out = BTreeSet::new();
-    for v in 0..VISITORS {
+    for v in 0..visitors {
         let mut events = visit(v);
         events.sort_by_key(|(_, ago)| -ago);
         let mut current: Vec<String> = Vec::new();
@@ -96,8 +100,12 @@ async fn send_visitor(client: &reqwest::Client, url: &str, site: &str, v: usize)
 /// Waits until every session of `site` is closed and written, then checks row for row that
 /// each holds exactly the events the rule puts together, in order, under the id the rule
 /// derives. Returns the expected sessions.
-async fn sessions_match_the_rule(stack: &Stack, site: &str) -> BTreeSet<Vec<String>> {
-    let expected = expected_sessions();
+async fn sessions_match_the_rule(
+    stack: &Stack,
+    site: &str,
+    visitors: usize,
+) -> BTreeSet<Vec<String>> {
+    let expected = expected_sessions(visitors);
     let total_events: usize = expected.iter().map(Vec::len).sum();
     let count = format!("SELECT count() FROM exatom.sessions FINAL WHERE site = '{site}'");
     let finals =
@@ -195,7 +203,7 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
         }
     }
 
-    let expected = sessions_match_the_rule(&stack, &site).await;
+    let expected = sessions_match_the_rule(&stack, &site, VISITORS).await;
 
     // The aggregator's views, then the same sessions delivered a second time.
     let views = |site: String| {
@@ -235,18 +243,7 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
         "http://127.0.0.1:{}/metrics",
         pipeline.admin_ports["aggregator"]
     );
-    let sessions_in = || async {
-        let text = reqwest::get(&metrics_url)
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("exatom_aggregator_sessions_in_total "))
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .unwrap_or(0)
-    };
+    let sessions_in = || metric(&metrics_url, "exatom_aggregator_sessions_in_total");
     let seen = sessions_in().await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &stack.brokers)
@@ -263,7 +260,7 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     wait_until(Duration::from_secs(60), "duplicates consumed", || async {
-        sessions_in().await >= seen + ours.len()
+        sessions_in().await >= seen + ours.len() as f64
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -305,14 +302,7 @@ async fn two_sessionizer_replicas_share_the_partitions_and_one_leaving_changes_n
     let mut second = Service::start(&stack, "sessionizer", &env);
     let events_in = |port: u16| async move {
         let url = format!("http://127.0.0.1:{port}/metrics");
-        let Ok(response) = reqwest::get(&url).await else {
-            return 0;
-        };
-        let text = response.text().await.unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("exatom_sessionizer_events_in_total "))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0)
+        metric(&url, "exatom_sessionizer_events_in_total").await
     };
     let first_port = pipeline.admin_ports["sessionizer"];
     let url = format!("{}/v1/events", pipeline.collector_url);
@@ -325,7 +315,7 @@ async fn two_sessionizer_replicas_share_the_partitions_and_one_leaving_changes_n
     wait_until(
         Duration::from_secs(60),
         "both replicas consuming",
-        || async { events_in(first_port).await > 0 && events_in(second_port).await > 0 },
+        || async { events_in(first_port).await > 0.0 && events_in(second_port).await > 0.0 },
     )
     .await;
     // One replica leaves mid-stream (SIGTERM: it drains and hands its partitions over).
@@ -336,6 +326,63 @@ async fn two_sessionizer_replicas_share_the_partitions_and_one_leaving_changes_n
     for v in half..VISITORS {
         send_visitor(&client, &url, &site, v).await;
     }
-    sessions_match_the_rule(&stack, &site).await;
+    sessions_match_the_rule(&stack, &site, VISITORS).await;
+    assert!(pipeline.stop().is_empty());
+}
+
+#[tokio::test]
+async fn clickhouse_stopped_mid_stream_the_writers_wait_and_resume_by_themselves() {
+    const OUTAGE_VISITORS: usize = 60;
+    let stack = Stack::from_env();
+    let site = format!("DOWN{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let sites = sites_file(&stack, "outage", &[(&site, &[], &[])]);
+    let settings = [
+        ("EXATOM_LATENESS_MS", "2000".to_owned()),
+        ("EXATOM_IDLE_MARGIN_MS", "1000".to_owned()),
+        ("EXATOM_BATCH_MAX", "200".to_owned()),
+        ("EXATOM_RATE_BURST", "100000".to_owned()),
+    ];
+    let mut pipeline = Pipeline::start(&stack, &sites, &settings).await;
+    let url = format!("{}/v1/events", pipeline.collector_url);
+    let client = reqwest::Client::new();
+    for v in 0..OUTAGE_VISITORS / 2 {
+        send_visitor(&client, &url, &site, v).await;
+    }
+    stack_command(&stack, "clickhouse-down");
+    for v in OUTAGE_VISITORS / 2..OUTAGE_VISITORS {
+        send_visitor(&client, &url, &site, v).await;
+    }
+    let retries = |service: &'static str, name: &'static str| {
+        let url = format!("http://127.0.0.1:{}/metrics", pipeline.admin_ports[service]);
+        async move { metric(&url, name).await }
+    };
+    // Whatever happens, ClickHouse is started again before anything is asserted.
+    let waited = poll_until(Duration::from_secs(60), || async {
+        retries(
+            "sessionizer",
+            "exatom_sessionizer_write_retries_total{target=\"clickhouse\"}",
+        )
+        .await
+            > 0.0
+    })
+    .await;
+    stack_command(&stack, "clickhouse-up");
+    assert!(
+        waited,
+        "the sessionizer never retried a write while ClickHouse was down"
+    );
+    for name in ["collector", "anonymizer", "sessionizer", "aggregator"] {
+        assert!(
+            pipeline.service(name).is_running(),
+            "{name} survived the outage"
+        );
+    }
+    // Everything sent before and during the outage is written once it is back.
+    let expected = sessions_match_the_rule(&stack, &site, OUTAGE_VISITORS).await;
+    let form_rows = format!("SELECT count() FROM exatom.form_sessions FINAL WHERE site = '{site}'");
+    wait_until(Duration::from_secs(60), "aggregator resumed", || async {
+        stack.query(&form_rows).await.trim() == expected.len().to_string()
+    })
+    .await;
     assert!(pipeline.stop().is_empty());
 }

@@ -274,7 +274,18 @@ impl Pipeline {
 }
 
 /// Polls `check` every 200 ms until it holds; panics with `what` after `timeout`.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    if !poll_until(timeout, check).await {
+        panic!("timed out after {timeout:?} waiting for: {what}");
+    }
+}
+
+/// Polls `check` every 200 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn poll_until<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -282,11 +293,44 @@ where
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if check().await {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("timed out after {timeout:?} waiting for: {what}");
+    false
+}
+
+/// The value of one series on a Prometheus `/metrics` page (`name` with its labels, as
+/// printed), or 0 when the page or the series is not there.
+pub async fn metric(metrics_url: &str, series: &str) -> f64 {
+    let Ok(response) = reqwest::get(metrics_url).await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Runs `deploy/local/stack.sh COMMAND` on the test stack (e.g. `clickhouse-down`, to test
+/// an outage; `clickhouse-up` to end it).
+pub fn stack_command(stack: &Stack, command: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the project");
+    let port = |url: &str| url.rsplit(':').next().unwrap_or_default().to_owned();
+    let mut cmd = Command::new(root.join("deploy/local/stack.sh"));
+    cmd.arg(command)
+        .env("EXATOM_STATE", &stack.state)
+        .env("EXATOM_KAFKA_PORT", port(&stack.brokers))
+        .env("EXATOM_CH_HTTP_PORT", port(&stack.clickhouse_url))
+        .env("EXATOM_BIN", &stack.bin);
+    if let Ok(tcp) = std::env::var("EXATOM_CH_TCP_PORT") {
+        cmd.env("EXATOM_CH_TCP_PORT", tcp);
+    }
+    let status = cmd.status().expect("stack.sh runs");
+    assert!(status.success(), "stack.sh {command} failed");
 }
 
 /// A site registry file for one test.

@@ -2,7 +2,7 @@
 # The infrastructure of the local stack: broker (tansu), ClickHouse, topics, schema.
 #   deploy/local/stack.sh up      start what is not running, create topics, migrate
 #   deploy/local/stack.sh down    stop the broker and ClickHouse (data kept)
-#   deploy/local/stack.sh broker-down | broker-up   (failure tests)
+#   deploy/local/stack.sh broker-down | broker-up | clickhouse-down | clickhouse-up   (outage tests)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -39,5 +39,7 @@ case ${1:-up} in
     ;;
   broker-down) stop broker ;;
   broker-up) broker_up ;;
-  *) echo "usage: $0 up|down|broker-down|broker-up" >&2; exit 2 ;;
+  clickhouse-down) stop clickhouse ;;
+  clickhouse-up) clickhouse_up ;;
+  *) echo "usage: $0 up|down|broker-down|broker-up|clickhouse-down|clickhouse-up" >&2; exit 2 ;;
 esac
