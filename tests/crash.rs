@@ -128,6 +128,10 @@ async fn sessions_match_the_rule(
         ))
         .await;
     let mut got = BTreeSet::new();
+    // What each session's row must say, from its events: (id, visitor, events, pageviews,
+    // duration). The first event of every visit is its page view.
+    let ago: std::collections::HashMap<String, i64> = (0..visitors).flat_map(visit).collect();
+    let mut expected_rows = BTreeSet::new();
     for line in rows.lines() {
         let cols: Vec<&str> = line.split('\t').collect();
         let ids: Vec<String> = serde_json::from_str(&cols[2].replace('\'', "\"")).unwrap();
@@ -147,41 +151,70 @@ async fn sessions_match_the_rule(
             exatom_sessionizer::rules::session_id(&key, &ids[0]),
             "session id rule"
         );
+        expected_rows.insert(format!(
+            "{}\t{}\t{}\t{}\t{}",
+            cols[0],
+            cols[1],
+            ids.len(),
+            ids.iter()
+                .filter(|id| id.ends_with("-000000000000"))
+                .count(),
+            ago[&ids[0]] - ago[&ids[ids.len() - 1]],
+        ));
         got.insert(ids);
     }
     assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected);
-    // The session rows agree with their events.
-    let summary = stack
+    // Row for row, the sessions table agrees with the events.
+    let session_rows: BTreeSet<String> = stack
         .query(&format!(
-            "SELECT sum(events), count(), uniqExact(session_id) FROM exatom.sessions FINAL WHERE site = '{site}'"
+            "SELECT session_id, visitor_id, events, pageviews, duration_ms \
+             FROM exatom.sessions FINAL WHERE site = '{site}'"
         ))
-        .await;
-    assert_eq!(
-        summary.trim(),
-        format!("{total_events}\t{}\t{}", expected.len(), expected.len())
-    );
+        .await
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(session_rows, expected_rows);
 
     expected
+}
+
+/// Fast session closing and no rate limit: what every test here runs the services with.
+const SETTINGS: [(&str, &str); 4] = [
+    ("EXATOM_LATENESS_MS", "2000"),
+    ("EXATOM_IDLE_MARGIN_MS", "1000"),
+    ("EXATOM_BATCH_MAX", "200"),
+    ("EXATOM_RATE_BURST", "100000"),
+];
+
+fn settings() -> Vec<(&'static str, String)> {
+    SETTINGS
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect()
+}
+
+/// A site of its own (`prefix` + random), registered, and the four services running.
+async fn start(stack: &Stack, prefix: &str) -> (String, Pipeline) {
+    let site = format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let sites = sites_file(stack, &prefix.to_lowercase(), &[(&site, &[], &[])]);
+    let pipeline = Pipeline::start(stack, &sites, &settings()).await;
+    (site, pipeline)
 }
 
 #[tokio::test]
 async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
     let stack = Stack::from_env();
-    let site = format!("CRASH{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let sites = sites_file(&stack, "crash", &[(&site, &[], &[])]);
-    let settings = [
-        ("EXATOM_LATENESS_MS", "2000".to_owned()),
-        ("EXATOM_IDLE_MARGIN_MS", "1000".to_owned()),
-        ("EXATOM_BATCH_MAX", "200".to_owned()),
-        ("EXATOM_RATE_BURST", "100000".to_owned()),
-    ];
-    let mut pipeline = Pipeline::start(&stack, &sites, &settings).await;
+    let (site, mut pipeline) = start(&stack, "CRASH").await;
     let url = format!("{}/v1/events", pipeline.collector_url);
     let client = reqwest::Client::new();
     let restart = |pipeline: &mut Pipeline, name: &'static str| {
         let port = pipeline.admin_ports[name];
-        let mut env: Vec<(&str, String)> = settings.to_vec();
+        let mut env = settings();
         env.push(("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{port}")));
         pipeline.service(name).kill();
         pipeline
@@ -287,17 +320,9 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
 #[tokio::test]
 async fn two_sessionizer_replicas_share_the_partitions_and_one_leaving_changes_no_count() {
     let stack = Stack::from_env();
-    let site = format!("REPL{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let sites = sites_file(&stack, "replicas", &[(&site, &[], &[])]);
-    let settings = [
-        ("EXATOM_LATENESS_MS", "2000".to_owned()),
-        ("EXATOM_IDLE_MARGIN_MS", "1000".to_owned()),
-        ("EXATOM_BATCH_MAX", "200".to_owned()),
-        ("EXATOM_RATE_BURST", "100000".to_owned()),
-    ];
-    let mut pipeline = Pipeline::start(&stack, &sites, &settings).await;
+    let (site, mut pipeline) = start(&stack, "REPL").await;
     let second_port = Ports::pick().admin[0];
-    let mut env: Vec<(&str, String)> = settings.to_vec();
+    let mut env = settings();
     env.push(("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{second_port}")));
     let mut second = Service::start(&stack, "sessionizer", &env);
     let events_in = |port: u16| async move {
@@ -334,20 +359,21 @@ async fn two_sessionizer_replicas_share_the_partitions_and_one_leaving_changes_n
 async fn clickhouse_stopped_mid_stream_the_writers_wait_and_resume_by_themselves() {
     const OUTAGE_VISITORS: usize = 60;
     let stack = Stack::from_env();
-    let site = format!("DOWN{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let sites = sites_file(&stack, "outage", &[(&site, &[], &[])]);
-    let settings = [
-        ("EXATOM_LATENESS_MS", "2000".to_owned()),
-        ("EXATOM_IDLE_MARGIN_MS", "1000".to_owned()),
-        ("EXATOM_BATCH_MAX", "200".to_owned()),
-        ("EXATOM_RATE_BURST", "100000".to_owned()),
-    ];
-    let mut pipeline = Pipeline::start(&stack, &sites, &settings).await;
+    let (site, mut pipeline) = start(&stack, "DOWN").await;
     let url = format!("{}/v1/events", pipeline.collector_url);
     let client = reqwest::Client::new();
     for v in 0..OUTAGE_VISITORS / 2 {
         send_visitor(&client, &url, &site, v).await;
     }
+    // The outage starts once the stream flows through the sessionizer.
+    let sessionizer = format!(
+        "http://127.0.0.1:{}/metrics",
+        pipeline.admin_ports["sessionizer"]
+    );
+    wait_until(Duration::from_secs(60), "sessionizer consuming", || async {
+        metric(&sessionizer, "exatom_sessionizer_events_in_total").await > 0.0
+    })
+    .await;
     stack_command(&stack, "clickhouse-down");
     for v in OUTAGE_VISITORS / 2..OUTAGE_VISITORS {
         send_visitor(&client, &url, &site, v).await;

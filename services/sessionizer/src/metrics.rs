@@ -57,7 +57,7 @@ impl SessionizerMetrics {
             write_retries: IntCounterVec::new(
                 Opts::new(
                     "exatom_sessionizer_write_retries_total",
-                    "Writes retried, by target",
+                    "Writes (and replay checks) retried while their target was unavailable, by target",
                 ),
                 &["target"],
             )?,

@@ -229,10 +229,11 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> anyhow::Result<Partition> {
         let (partition, offset) = (first.partition(), first.offset());
+        let retries = self.metrics.write_retries.clone();
         let skip = retry::until_ok(
             "replay check",
             shutdown,
-            || {},
+            || retries.with_label_values(&["clickhouse"]).inc(),
             || self.writer.closed_event_ids(partition, offset),
         )
         .await?;
