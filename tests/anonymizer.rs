@@ -215,7 +215,7 @@ fn salt_records(stack: &Stack, topic: &str) -> BTreeMap<NaiveDate, Vec<[u8; 32]>
 }
 
 #[tokio::test]
-async fn replicas_started_together_agree_on_the_first_salt_of_each_day() {
+async fn replicas_started_together_agree_on_the_first_salt_of_the_day() {
     let stack = Stack::from_env();
     let run = run_id();
     let site = format!("RACE{run}");
@@ -226,7 +226,7 @@ async fn replicas_started_together_agree_on_the_first_salt_of_each_day() {
         ("EXATOM_SALTS_TOPIC", salts.clone()),
         ("EXATOM_GROUP_ID", group.clone()),
     ];
-    // Three replicas, one partition each: three candidates may race for every day.
+    // Three replicas, one partition each: up to three candidates race for the day's salt.
     let mut replicas: Vec<_> = (0..3).map(|_| replica(&stack, &env)).collect();
     for (_, port) in &replicas {
         ready(*port).await;
@@ -237,37 +237,30 @@ async fn replicas_started_together_agree_on_the_first_salt_of_each_day() {
     let producer = kafka::producer(&stack.brokers, 10_000).unwrap();
     let codec = raw_event_codec();
     let (ip, user_agent) = ("198.51.100.23", format!("Mozilla/5.0 RaceTest/{run}"));
+    // Today only: the later tests' pipelines read this `exatom.raw` too, and an event from
+    // another day would move their sessionizer's stream time. Queued at once, so that the
+    // broker gets them in one request on every partition.
     let now = Utc::now().timestamp_millis();
-    let mut sent = 0;
-    // Yesterday, today and tomorrow: three salts, each created at the moment the burst
-    // reaches both replicas at once.
-    for received_at in [now - DAY_MS, now, now + DAY_MS] {
-        // Queued at once, so that the broker gets them in one request on every partition.
-        let mut deliveries = Vec::new();
-        for i in 0..30 {
-            let payload = codec
-                .encode(&raw(&site, ip, &user_agent, received_at + i))
-                .unwrap();
-            let record = FutureRecord::to(RAW_TOPIC)
-                .partition((i % 3) as i32)
-                .key(&site)
-                .payload(&payload);
-            deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-        }
-        for delivery in deliveries {
-            delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
-        }
-        sent += 30;
-        let expected = sent;
-        wait_until(Duration::from_secs(60), "events anonymized", || async {
-            let out = records(&stack, ANON_TOPIC);
-            out.iter()
-                .filter(|r| r.key.starts_with(&format!("{site}:")))
-                .count()
-                >= expected
-        })
-        .await;
+    let mut deliveries = Vec::new();
+    for i in 0..30 {
+        let payload = codec.encode(&raw(&site, ip, &user_agent, now + i)).unwrap();
+        let record = FutureRecord::to(RAW_TOPIC)
+            .partition((i % 3) as i32)
+            .key(&site)
+            .payload(&payload);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
     }
+    for delivery in deliveries {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+    wait_until(Duration::from_secs(60), "events anonymized", || async {
+        let out = records(&stack, ANON_TOPIC);
+        out.iter()
+            .filter(|r| r.key.starts_with(&format!("{site}:")))
+            .count()
+            >= 30
+    })
+    .await;
 
     let salts_by_day = salt_records(&stack, &salts);
     let anon = anon_event_codec();
@@ -279,7 +272,7 @@ async fn replicas_started_together_agree_on_the_first_salt_of_each_day() {
             ids_by_day.entry(day).or_default().insert(event.visitor_id);
         }
     }
-    assert_eq!(ids_by_day.len(), 3, "{ids_by_day:?}");
+    assert_eq!(ids_by_day.len(), 1, "{ids_by_day:?}");
     for (day, ids) in &ids_by_day {
         let candidates = &salts_by_day[day];
         println!("{day}: {} salt candidate(s) written", candidates.len());
@@ -298,7 +291,7 @@ async fn replicas_started_together_agree_on_the_first_salt_of_each_day() {
         assert!(out > 0.0, "a replica anonymized nothing");
         created += metric(*port, "exatom_anonymizer_salts_total", "created").await;
     }
-    assert_eq!(created, 3.0);
+    assert_eq!(created, 1.0);
     for (service, _) in &mut replicas {
         assert!(service.stop(), "replicas drain and exit cleanly");
     }
