@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use exatom_shared::config::Endpoints;
 use serde::Deserialize;
 
+/// Everything the anonymizer can be told; see the configuration table in the README.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct AnonymizerConfig {
@@ -22,6 +23,9 @@ pub struct AnonymizerConfig {
     pub ua_cache_entries: usize,
     /// Query parameters kept in URLs: names, or prefixes ending in `*`.
     pub query_allow_list: String,
+    /// The topic the daily salts are shared through (one partition, retention ≤ 48 h).
+    /// Environments that share one cluster each need their own.
+    pub salts_topic: String,
     /// Starting with a salts topic that keeps salts longer than 48 hours breaks the
     /// product's promise; this must be set explicitly to allow it.
     pub allow_long_salt_retention: bool,
@@ -38,6 +42,7 @@ impl Default for AnonymizerConfig {
             geo_database: None,
             ua_cache_entries: 10_000,
             query_allow_list: "utm_*".into(),
+            salts_topic: exatom_shared::kafka::SALTS_TOPIC.into(),
             allow_long_salt_retention: false,
             batch_max: 2_000,
         }

@@ -1,12 +1,13 @@
 //! IP address → country and region, from a MaxMind-format database.
 //!
-//! Only the ISO country code and the first subdivision's code are kept: city, coordinates,
-//! postal code and network owner are never read into the event.
+//! Only the ISO country code and the first subdivision's code are read from a record: the
+//! type below names nothing else, so city, coordinates, postal code, time zone and network
+//! owner (ASN) are skipped by the decoder and can never reach an event.
 
 use std::net::IpAddr;
 use std::path::Path;
 
-use maxminddb::{geoip2, Reader};
+use maxminddb::Reader;
 use serde::Deserialize;
 
 /// A geo database, or none (every lookup then answers empty fields).
@@ -14,21 +15,40 @@ pub struct Geo {
     reader: Option<Reader<Vec<u8>>>,
 }
 
-/// Country-only databases (for example the public-domain `geo-whois-asn-country`) store
-/// a flat `country_code`.
+/// What a record may tell: GeoIP2/GeoLite2 City and Country databases nest
+/// `country.iso_code` and `subdivisions[].iso_code`; country-only databases (for example the
+/// public-domain `geo-whois-asn-country`) hold a flat `country_code`.
 #[derive(Deserialize)]
-struct FlatCountry<'a> {
+struct Place<'a> {
+    #[serde(borrow)]
+    country: Option<IsoCode<'a>>,
+    #[serde(borrow)]
+    subdivisions: Option<Vec<IsoCode<'a>>>,
     country_code: Option<&'a str>,
 }
 
+#[derive(Deserialize)]
+struct IsoCode<'a> {
+    iso_code: Option<&'a str>,
+}
+
 impl Geo {
+    /// No database: country and region stay empty.
     pub fn none() -> Self {
         Geo { reader: None }
     }
 
+    /// Loads a `.mmdb` file into memory (GeoIP2/GeoLite2 City or Country, or country-only).
     pub fn open(path: &Path) -> Result<Self, maxminddb::MaxMindDbError> {
         Ok(Geo {
             reader: Some(Reader::open_readfile(path)?),
+        })
+    }
+
+    /// Reads a database already in memory (tests and benchmarks build their own).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, maxminddb::MaxMindDbError> {
+        Ok(Geo {
+            reader: Some(Reader::from_source(bytes)?),
         })
     }
 
@@ -41,28 +61,30 @@ impl Geo {
         let (Some(reader), Ok(ip)) = (&self.reader, ip.parse::<IpAddr>()) else {
             return (String::new(), String::new());
         };
-        if let Ok(Some(city)) = reader.lookup::<geoip2::City>(ip) {
-            let country = city
-                .country
-                .and_then(|c| c.iso_code)
-                .unwrap_or_default()
-                .to_owned();
-            if !country.is_empty() {
-                let region = city
-                    .subdivisions
-                    .and_then(|s| s.into_iter().next())
-                    .and_then(|s| s.iso_code)
-                    .map(|code| format!("{country}-{code}"))
-                    .unwrap_or_default();
-                return (country, region);
-            }
-        }
-        if let Ok(Some(flat)) = reader.lookup::<FlatCountry>(ip) {
-            return (
-                flat.country_code.unwrap_or_default().to_owned(),
-                String::new(),
-            );
-        }
-        (String::new(), String::new())
+        let Ok(Some(place)) = reader.lookup::<Place<'_>>(ip) else {
+            return (String::new(), String::new());
+        };
+        let country = place
+            .country
+            .and_then(|c| c.iso_code)
+            .or(place.country_code)
+            .filter(|code| is_code(code))
+            .unwrap_or_default();
+        let region = place
+            .subdivisions
+            .and_then(|s| s.into_iter().next())
+            .and_then(|s| s.iso_code)
+            .filter(|code| !country.is_empty() && is_code(code))
+            .map(|code| format!("{country}-{code}"))
+            .unwrap_or_default();
+        (country.to_owned(), region)
     }
 }
+
+/// ISO codes are short and alphanumeric: anything else in those fields is not copied.
+fn is_code(code: &str) -> bool {
+    (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests;

@@ -24,7 +24,12 @@ use crate::config::AnonymizerConfig;
 /// Runs the anonymizer until SIGTERM/SIGINT.
 pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
-    service::verify_salts_topic(brokers, config.allow_long_salt_retention).await?;
+    service::verify_salts_topic(
+        brokers,
+        &config.salts_topic,
+        config.allow_long_salt_retention,
+    )
+    .await?;
     let registry = prometheus::Registry::new();
     let metrics = metrics::AnonymizerMetrics::register(&registry)?;
     let geo = match &config.geo_database {
@@ -38,7 +43,7 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
         }
     };
     let producer = kafka::producer(brokers, 200_000)?;
-    let salts = service::SaltKeeper::start(brokers, producer.clone())?;
+    let salts = service::SaltKeeper::start(brokers, &config.salts_topic, producer.clone())?;
     let shutdown = Shutdown::on_signals();
     let readiness = Readiness::default();
     let admin = serve_admin(

@@ -60,12 +60,39 @@ impl SaltBook {
     }
 }
 
-/// Whether a salt may still be created for `day` when `today` is the current UTC day.
+/// Why a day gets no salt, whatever the topic holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutOfRange {
+    #[error("the salt of {0} is no longer held: a salt is deleted two days after its day")]
+    Expired(NaiveDate),
+    #[error("{0} is more than a day ahead of this replica's clock: no salt exists for it yet")]
+    Future(NaiveDate),
+}
+
+/// Whether the salt of `day` may be used (and created if missing) when `today` is this
+/// replica's UTC day: yesterday's, today's and tomorrow's only.
 ///
-/// Only today's and yesterday's: an event from an older day whose salt is gone must go to
-/// the DLQ, never get a fresh salt that would outlive the promise of 48 hours.
-pub fn may_create(day: NaiveDate, today: NaiveDate) -> bool {
-    day <= today && day >= today - chrono::Days::new(1)
+/// An event of an older day goes to the DLQ: its salt is gone, and a fresh one would outlive
+/// the promise that a day's ids cannot be recomputed two days later. Tomorrow is allowed
+/// because the collector's clock may run a little ahead of this one around midnight.
+pub fn in_range(day: NaiveDate, today: NaiveDate) -> Result<(), OutOfRange> {
+    if day < today - chrono::Days::new(1) {
+        return Err(OutOfRange::Expired(day));
+    }
+    if day > today + chrono::Days::new(1) {
+        return Err(OutOfRange::Future(day));
+    }
+    Ok(())
+}
+
+/// The timestamp a day's salt record carries: the start of its day. Retention counts from
+/// a record's timestamp, so the salt is deleted 48 hours after its day began, at the moment
+/// replicas stop using it, however late in its day or the next it was written.
+pub fn record_timestamp_ms(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp_millis()
 }
 
 /// A fresh random salt from the operating system's CSPRNG.
@@ -142,10 +169,26 @@ mod tests {
             book.days().copied().collect::<Vec<_>>(),
             vec![day(22), day(23)]
         );
-        assert!(may_create(day(23), day(23)));
-        assert!(may_create(day(22), day(23)));
-        assert!(!may_create(day(21), day(23)));
-        assert!(!may_create(day(24), day(23)));
+        assert_eq!(in_range(day(23), day(23)), Ok(()));
+        assert_eq!(in_range(day(22), day(23)), Ok(()));
+        assert_eq!(in_range(day(24), day(23)), Ok(()));
+        assert_eq!(
+            in_range(day(21), day(23)),
+            Err(OutOfRange::Expired(day(21)))
+        );
+        assert_eq!(in_range(day(25), day(23)), Err(OutOfRange::Future(day(25))));
+    }
+
+    #[test]
+    fn a_salt_record_is_stamped_with_the_start_of_its_day() {
+        // 2026-11-23T00:00:00Z: retention (48 h) then ends at 2026-11-25T00:00:00Z, when
+        // `in_range` stops accepting the 23rd.
+        assert_eq!(record_timestamp_ms(day(23)), 1_795_392_000_000);
+        assert!(in_range(day(23), day(25)).is_err());
+        assert_eq!(
+            exatom_shared::time::utc_day(record_timestamp_ms(day(23)) + 48 * 3_600_000),
+            day(25)
+        );
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! e-mail addresses → `privacy@exatom.io`; IP addresses → `[ip]`; numeric dates →
 //! `01/01/1970`; every other digit → `#`. URLs also lose their fragment and every query
 //! parameter not on the allow-list. Identifiers (form and field names and ids) keep short
-//! digit runs, which tell `address_line_1` from `address_line_2`, but lose e-mails, IP
-//! addresses and runs of six digits or more.
+//! numbers, which tell `address_line_1` from `address_line_2`, but lose e-mails, IP
+//! addresses, dates and any number of six digits or more, counted across the separators
+//! people write numbers with (`4111 1111 1111 1111`, `06-1234-5678`, `1985_03_12`).
+//!
+//! Digits are Unicode decimal digits: a phone number written in full-width digits is masked
+//! like one written in ASCII.
 
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -17,7 +21,7 @@ use regex::{Captures, Regex};
 pub const EMAIL_PLACEHOLDER: &str = "privacy@exatom.io";
 pub const IP_PLACEHOLDER: &str = "[ip]";
 pub const DATE_PLACEHOLDER: &str = "01/01/1970";
-/// Digit runs at least this long are masked even inside identifiers.
+/// Numbers with at least this many digits are masked even inside identifiers.
 pub const IDENTIFIER_MAX_DIGITS: usize = 6;
 
 /// How many times each rule fired: exported as metrics.
@@ -42,18 +46,45 @@ impl ScrubCounts {
     }
 }
 
-fn pattern() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(concat!(
-            r"(?P<email>[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)",
-            r"|(?P<ipv6>(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%[0-9A-Za-z]+)?)",
-            r"|(?P<ipv4>(?:\d{1,3}\.){3}\d{1,3})",
-            r"|(?P<date>\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b)",
-            r"|(?P<digits>\d+)",
-        ))
-        .expect("scrub pattern compiles")
-    })
+/// Compiles one of the rules' patterns once.
+macro_rules! pattern {
+    ($re:expr) => {{
+        static RE: OnceLock<Regex> = OnceLock::new();
+        RE.get_or_init(|| Regex::new($re).expect("scrub pattern compiles"))
+    }};
+}
+
+/// Unicode word characters: `jösé@exämple.de` is an address too.
+fn email() -> &'static Regex {
+    pattern!(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+}
+
+/// A run of what IPv6 addresses are written with (hex, `:`, and `.` for an embedded IPv4
+/// tail such as `::ffff:192.0.2.1`) holding at least two colons: taken whole, so that no
+/// address is cut in two by a neighbour; [`mask_ipv6`] finds the addresses inside.
+fn ipv6() -> &'static Regex {
+    pattern!(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
+}
+
+fn ipv4() -> &'static Regex {
+    pattern!(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+}
+
+/// A numeric date: `2024-03-12`, `12/03/1985`, `1.3.85`.
+const DATE: &str = r"\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b";
+
+fn date() -> &'static Regex {
+    pattern!(DATE)
+}
+
+/// Numeric dates, then any other run of digits.
+fn text_numbers() -> &'static Regex {
+    pattern!(&format!(r"(?P<date>{DATE})|\d+"))
+}
+
+/// A number as people write it: digit groups joined by single separators.
+fn identifier_numbers() -> &'static Regex {
+    pattern!(r"\d+(?:[ _./:\-]\d+)*")
 }
 
 /// Scrubs text a person reads: titles, labels.
@@ -61,81 +92,121 @@ pub fn scrub_text(text: &str, counts: &mut ScrubCounts) -> String {
     replace(text, counts, false)
 }
 
-/// Scrubs a site identifier (form or field name or id, trigger, tag): digits stay unless
-/// they form a long run.
+/// Scrubs a site identifier (form or field name or id, trigger, tag): short numbers stay;
+/// dates and numbers of [`IDENTIFIER_MAX_DIGITS`] digits or more are masked.
 pub fn scrub_identifier(text: &str, counts: &mut ScrubCounts) -> String {
     replace(text, counts, true)
 }
 
+/// One pass per rule, each over the previous pass's output: a candidate one rule turns down
+/// (`std::vector` is no IPv6 address) is still seen whole by the next. Placeholders hold no
+/// digit, `@` or `:`, so no later pass touches them.
 fn replace(text: &str, counts: &mut ScrubCounts, identifier: bool) -> String {
-    if !text
-        .bytes()
-        .any(|b| b.is_ascii_digit() || b == b'@' || b == b':')
-    {
-        return text.to_owned();
+    let mut out = Cow::Borrowed(text);
+    if out.contains('@') {
+        out = replace_all(out, email(), |_, _| {
+            counts.emails += 1;
+            Cow::Borrowed(EMAIL_PLACEHOLDER)
+        });
     }
-    pattern()
-        .replace_all(text, |caps: &Captures<'_>| -> Cow<'static, str> {
-            if caps.name("email").is_some() {
-                counts.emails += 1;
-                return Cow::Borrowed(EMAIL_PLACEHOLDER);
+    if out.contains(':') {
+        out = replace_all(out, ipv6(), |haystack, m| {
+            let at = m.get(0).expect("whole match");
+            let before = haystack[..at.start()].chars().next_back();
+            let after = haystack[at.end()..].chars().next();
+            Cow::Owned(mask_ipv6(at.as_str(), before, after, counts))
+        });
+    }
+    if out.contains('.') {
+        out = replace_all(out, ipv4(), |_, m| {
+            if m[0].parse::<Ipv4Addr>().is_ok() {
+                counts.ips += 1;
+                Cow::Borrowed(IP_PLACEHOLDER)
+            } else {
+                Cow::Owned(m[0].to_owned())
             }
-            if let Some(m) = caps.name("ipv6") {
-                let candidate = m.as_str().split('%').next().unwrap_or_default();
-                // A digit is required: `std::vector` holds `d::`, which parses as an address.
-                let has_digit = candidate.bytes().any(|b| b.is_ascii_digit());
-                if has_digit && candidate.parse::<Ipv6Addr>().is_ok() {
-                    counts.ips += 1;
-                    return Cow::Borrowed(IP_PLACEHOLDER);
-                }
-                // Not an address (a time such as 10:30:00): digits are masked as usual.
-                return Cow::Owned(mask_digits(m.as_str(), counts, identifier));
+        });
+    }
+    if !out.chars().any(|c| c.is_numeric()) {
+        return out.into_owned();
+    }
+    if identifier {
+        out = replace_all(out, identifier_numbers(), |_, m| {
+            let digits = m[0].chars().filter(|c| c.is_numeric()).count();
+            if digits < IDENTIFIER_MAX_DIGITS && !date().is_match(&m[0]) {
+                return Cow::Owned(m[0].to_owned());
             }
-            if let Some(m) = caps.name("ipv4") {
-                if m.as_str().parse::<Ipv4Addr>().is_ok() {
-                    counts.ips += 1;
-                    return Cow::Borrowed(IP_PLACEHOLDER);
-                }
-                return Cow::Owned(mask_digits(m.as_str(), counts, identifier));
-            }
-            if let Some(m) = caps.name("date") {
-                if identifier {
-                    return Cow::Owned(mask_digits(m.as_str(), counts, identifier));
-                }
+            counts.digit_runs += 1;
+            Cow::Owned(mask_digits(&m[0]))
+        });
+    } else {
+        out = replace_all(out, text_numbers(), |_, m| {
+            if m.name("date").is_some() {
                 counts.dates += 1;
                 return Cow::Borrowed(DATE_PLACEHOLDER);
             }
-            Cow::Owned(mask_digits(&caps[0], counts, identifier))
-        })
-        .into_owned()
+            counts.digit_runs += 1;
+            Cow::Owned(mask_digits(&m[0]))
+        });
+    }
+    out.into_owned()
 }
 
-/// Every digit becomes `#`; in identifiers only runs of [`IDENTIFIER_MAX_DIGITS`] or more.
-fn mask_digits(text: &str, counts: &mut ScrubCounts, identifier: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String, counts: &mut ScrubCounts| {
-        if run.is_empty() {
-            return;
-        }
-        if identifier && run.len() < IDENTIFIER_MAX_DIGITS {
-            out.push_str(run);
-        } else {
-            counts.digit_runs += 1;
-            out.extend(std::iter::repeat_n('#', run.len()));
-        }
-        run.clear();
+/// Masks the IPv6 addresses inside a run [`ipv6`] found, longest first: a run such as
+/// `1.0.0.1:1:0:87a::` holds the address `1:0:87a::`. Runs are ASCII (the pattern admits
+/// nothing else); no address is longer than 45 characters.
+fn mask_ipv6(
+    candidate: &str,
+    before: Option<char>,
+    after: Option<char>,
+    counts: &mut ScrubCounts,
+) -> String {
+    const LONGEST: usize = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".len();
+    // `std::vector` holds `d::`, which parses as an address: without a digit, a candidate
+    // glued to a word is part of that word.
+    let glued = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let is_address = |part: &str, before: Option<char>, after: Option<char>| {
+        (part.bytes().any(|b| b.is_ascii_digit()) || !glued(before) && !glued(after))
+            && part.parse::<Ipv6Addr>().is_ok()
     };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out, counts);
-            out.push(c);
+    let n = candidate.len();
+    for len in (2..=n.min(LONGEST)).rev() {
+        for start in 0..=n - len {
+            let end = start + len;
+            let part = &candidate[start..end];
+            let before = candidate[..start].chars().next_back().or(before);
+            let after = candidate[end..].chars().next().or(after);
+            if is_address(part, before, after) {
+                counts.ips += 1;
+                let left = mask_ipv6(&candidate[..start], before, Some(':'), counts);
+                let right = mask_ipv6(&candidate[end..], Some(':'), after, counts);
+                return format!("{left}{IP_PLACEHOLDER}{right}");
+            }
         }
     }
-    flush(&mut run, &mut out, counts);
-    out
+    candidate.to_owned()
+}
+
+/// Replaces every match of `re` by what `with` makes of it (given the haystack, so that it
+/// can look at a match's neighbours); borrows on as long as nothing matched.
+fn replace_all<'t>(
+    text: Cow<'t, str>,
+    re: &Regex,
+    mut with: impl FnMut(&str, &Captures<'_>) -> Cow<'static, str>,
+) -> Cow<'t, str> {
+    let changed = match re.replace_all(&text, |c: &Captures<'_>| with(&text, c)) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(changed) => Some(changed),
+    };
+    changed.map_or(text, Cow::Owned)
+}
+
+/// Every digit becomes `#`; separators stay.
+fn mask_digits(number: &str) -> String {
+    number
+        .chars()
+        .map(|c| if c.is_numeric() { '#' } else { c })
+        .collect()
 }
 
 /// Which query parameters survive: names equal to an entry, or starting with an entry that

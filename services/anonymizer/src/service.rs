@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use exatom_shared::kafka::{self, SALTS_TOPIC};
+use exatom_shared::kafka;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -12,7 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::salts::{fresh_salt, may_create, SaltBook};
+use crate::salts::{fresh_salt, in_range, record_timestamp_ms, OutOfRange, SaltBook};
 use crate::visitor::Salt;
 
 /// Longest salts retention the product allows: a salt must be gone two days after its day.
@@ -21,8 +21,10 @@ pub const MAX_SALT_RETENTION_MS: i64 = 48 * 3_600_000;
 /// Why an event cannot get a salt.
 #[derive(Debug, thiserror::Error)]
 pub enum SaltError {
-    #[error("the salt of {0} is no longer held (older than the 48 h salt retention)")]
-    Expired(NaiveDate),
+    /// For good: the event goes to the DLQ.
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
+    /// For now (broker unreachable, topic not read yet): the event waits and is retried.
     #[error("the salt of {0} could not be agreed: {1}")]
     Unavailable(NaiveDate, String),
 }
@@ -31,17 +33,17 @@ pub enum SaltError {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(
-        "topic {SALTS_TOPIC} keeps records for {0} ms, longer than 48 h: salts would outlive \
+        "the salts topic keeps records for {0} ms, longer than 48 h: salts would outlive \
          the privacy promise. Set retention.ms ≤ {MAX_SALT_RETENTION_MS} and \
          cleanup.policy=delete on the topic, or set EXATOM_ALLOW_LONG_SALT_RETENTION=true"
     )]
     RetentionTooLong(i64),
     #[error(
-        "topic {SALTS_TOPIC} has cleanup.policy={0}: salts must be deleted, not compacted. \
+        "the salts topic has cleanup.policy={0}: salts must be deleted, not compacted. \
          Set cleanup.policy=delete, or EXATOM_ALLOW_LONG_SALT_RETENTION=true"
     )]
     NotDeleted(String),
-    #[error("cannot read the configuration of topic {SALTS_TOPIC}: {0}")]
+    #[error("cannot read the configuration of the salts topic (create it with `exatom-admin topics`): {0}")]
     Unreadable(String),
 }
 
@@ -72,11 +74,12 @@ pub struct SaltKeeper {
     book: Arc<Mutex<SaltBook>>,
     producer: FutureProducer,
     reader: Arc<StreamConsumer>,
+    topic: Arc<str>,
 }
 
 impl SaltKeeper {
-    /// Starts reading `exatom.salts` from its beginning.
-    pub fn start(brokers: &str, producer: FutureProducer) -> Result<Self, KafkaError> {
+    /// Starts reading the salts topic (`exatom.salts`) from its beginning.
+    pub fn start(brokers: &str, topic: &str, producer: FutureProducer) -> Result<Self, KafkaError> {
         let reader: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             // Assigned, not subscribed: every replica reads the whole topic; nothing is committed.
@@ -86,12 +89,13 @@ impl SaltKeeper {
             .set("fetch.wait.max.ms", "50")
             .create()?;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(SALTS_TOPIC, 0, Offset::Beginning)?;
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
         reader.assign(&tpl)?;
         let keeper = SaltKeeper {
             book: Arc::new(Mutex::new(SaltBook::default())),
             producer,
             reader: Arc::new(reader),
+            topic: topic.into(),
         };
         let reader = Arc::clone(&keeper.reader);
         let book = Arc::clone(&keeper.book);
@@ -120,37 +124,36 @@ impl SaltKeeper {
         Ok(keeper)
     }
 
-    /// The salt of `day`, creating a candidate when none exists yet and `day` is today or
-    /// yesterday (`today` given by the caller's clock).
+    /// The salt of `day`, writing a candidate when none exists yet; only yesterday's,
+    /// today's and tomorrow's are ever used (`today` given by the caller's clock). Returns
+    /// whether this replica's candidate became the day's salt.
     pub async fn salt_for(
         &self,
         day: NaiveDate,
         today: NaiveDate,
     ) -> Result<(Salt, bool), SaltError> {
+        in_range(day, today)?;
         if let Some(salt) = self.known(day) {
             return Ok((salt, false));
         }
-        // Before creating, make sure we have read everything already in the topic.
-        if let Ok((_, high)) = self
+        // Before writing a candidate, read everything already in the topic.
+        let (_, high) = self
             .reader
-            .fetch_watermarks(SALTS_TOPIC, 0, Duration::from_secs(5))
-        {
-            self.wait_read_past(high - 1, day).await?;
-            if let Some(salt) = self.known(day) {
-                return Ok((salt, false));
-            }
-        }
-        if !may_create(day, today) {
-            return Err(SaltError::Expired(day));
+            .fetch_watermarks(&self.topic, 0, Duration::from_secs(5))
+            .map_err(|e| SaltError::Unavailable(day, e.to_string()))?;
+        self.wait_read_past(high - 1, day).await?;
+        if let Some(salt) = self.known(day) {
+            return Ok((salt, false));
         }
         let key = day.format("%Y-%m-%d").to_string();
         let candidate = fresh_salt();
         let delivered = self
             .producer
             .send(
-                FutureRecord::to(SALTS_TOPIC)
+                FutureRecord::to(&self.topic)
                     .key(&key)
-                    .payload(&candidate[..]),
+                    .payload(&candidate[..])
+                    .timestamp(record_timestamp_ms(day)),
                 Duration::from_secs(10),
             )
             .await
@@ -177,11 +180,11 @@ impl SaltKeeper {
         }
         Err(SaltError::Unavailable(
             day,
-            format!("{SALTS_TOPIC} not read up to offset {offset} within 6 s"),
+            format!("{} not read up to offset {offset} within 6 s", self.topic),
         ))
     }
 
-    /// Forgets salts older than yesterday: the topic deletes them too.
+    /// Forgets salts older than yesterday: the topic deletes them too. Returns how many.
     pub fn forget_expired(&self, today: NaiveDate) -> usize {
         self.book
             .lock()
@@ -191,8 +194,12 @@ impl SaltKeeper {
 }
 
 /// Reads and checks the salts topic's configuration at start.
-pub async fn verify_salts_topic(brokers: &str, allow_long: bool) -> Result<(), StartError> {
-    let configs = kafka::topic_config(brokers, SALTS_TOPIC)
+pub async fn verify_salts_topic(
+    brokers: &str,
+    topic: &str,
+    allow_long: bool,
+) -> Result<(), StartError> {
+    let configs = kafka::topic_config(brokers, topic)
         .await
         .map_err(|e| StartError::Unreadable(e.to_string()));
     let verdict = configs.and_then(|c| check_salt_retention(&c));

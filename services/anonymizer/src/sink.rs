@@ -3,22 +3,22 @@
 
 use std::time::{Duration, Instant};
 
-use exatom_shared::avro::raw_event_codec;
-
-use crate::encoder::AnonEncoder;
+use exatom_shared::avro::{raw_event_codec, Codec, CodecError};
 use exatom_shared::kafka::{self, ANON_TOPIC, RAW_TOPIC};
-use exatom_shared::model::Device;
+use exatom_shared::model::{Device, RawEvent};
 use exatom_shared::telemetry::Shutdown;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::device::Classifier;
+use crate::encoder::AnonEncoder;
 use crate::geo::Geo;
 use crate::metrics::AnonymizerMetrics;
+use crate::salts::OutOfRange;
 use crate::scrub::{QueryAllowList, ScrubCounts};
 use crate::service::{SaltError, SaltKeeper};
-use crate::transform::anonymize;
+use crate::transform::{anonymize, check};
 
 /// What the loop needs, built once at start.
 pub struct Pipeline {
@@ -38,6 +38,34 @@ enum Outcome {
     DeadLetter(String),
 }
 
+/// Time spent in each stage over one batch: measured per event, observed once per batch.
+#[derive(Default)]
+struct StageTimes {
+    decode: Duration,
+    salt: Duration,
+    user_agent: Duration,
+    geo: Duration,
+    anonymize: Duration,
+    encode: Duration,
+}
+
+/// The time since `*mark`, moving the mark to now: one clock read per stage.
+fn lap(mark: &mut Instant) -> Duration {
+    let now = Instant::now();
+    let elapsed = now - *mark;
+    *mark = now;
+    elapsed
+}
+
+/// The DLQ reason of an undecodable record. Avro's own messages may quote the datum, and
+/// reasons are stored and logged, so only the kind of failure is kept.
+fn undecodable(e: &CodecError) -> String {
+    match e {
+        CodecError::Avro(_) => "undecodable: the datum does not match the RawEvent schema".into(),
+        other => format!("undecodable: {other}"),
+    }
+}
+
 impl Pipeline {
     /// Runs until shutdown; returns after committing what was delivered.
     pub async fn run(mut self, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -45,6 +73,7 @@ impl Pipeline {
         let raw_codec = raw_event_codec();
         let anon_codec = AnonEncoder::default();
         let mut lag_sampled = Instant::now();
+        let (mut hits, mut misses) = (0, 0);
         while !shutdown.is_triggered() {
             let batch = kafka::next_batch(
                 &self.consumer,
@@ -62,43 +91,50 @@ impl Pipeline {
                 continue;
             }
             self.metrics.records_in.inc_by(batch.len() as u64);
-            let started = Instant::now();
             let today = chrono::Utc::now().date_naive();
-            if self.salts.forget_expired(today) > 0 {
-                self.metrics.salts.with_label_values(&["forgotten"]).inc();
+            let forgotten = self.salts.forget_expired(today);
+            if forgotten > 0 {
+                self.metrics
+                    .salts
+                    .with_label_values(&["forgotten"])
+                    .inc_by(forgotten as u64);
             }
             let mut outcomes = Vec::with_capacity(batch.len());
             let mut counts = ScrubCounts::default();
+            let mut stages = StageTimes::default();
             for message in &batch {
                 let outcome = self
                     .transform(
                         message,
-                        &raw_codec,
-                        &anon_codec,
+                        (&raw_codec, &anon_codec),
                         today,
-                        &mut counts,
+                        (&mut counts, &mut stages),
                         &shutdown,
                     )
                     .await?;
                 outcomes.push(outcome);
             }
             self.record_counts(counts);
+            self.record_stages(&stages);
             self.metrics
-                .stage_seconds
-                .with_label_values(&["transform"])
-                .observe(started.elapsed().as_secs_f64());
+                .ua_cache
+                .with_label_values(&["hit"])
+                .inc_by(self.classifier.hits - hits);
+            self.metrics
+                .ua_cache
+                .with_label_values(&["miss"])
+                .inc_by(self.classifier.misses - misses);
+            (hits, misses) = (self.classifier.hits, self.classifier.misses);
 
-            let started = Instant::now();
+            let mut mark = Instant::now();
             self.deliver(&batch, outcomes, &shutdown).await?;
-            self.metrics
-                .stage_seconds
-                .with_label_values(&["deliver"])
-                .observe(started.elapsed().as_secs_f64());
+            self.observe("deliver", lap(&mut mark));
             kafka::commit(
                 &self.consumer,
                 &kafka::next_offsets(&batch),
                 CommitMode::Sync,
             )?;
+            self.observe("commit", lap(&mut mark));
         }
         tracing::info!("anonymizer drained");
         Ok(())
@@ -107,16 +143,21 @@ impl Pipeline {
     async fn transform(
         &mut self,
         message: &OwnedMessage,
-        raw_codec: &exatom_shared::avro::Codec<exatom_shared::model::RawEvent>,
-        anon_codec: &AnonEncoder,
+        (raw_codec, anon_codec): (&Codec<RawEvent>, &AnonEncoder),
         today: chrono::NaiveDate,
-        counts: &mut ScrubCounts,
+        (counts, stages): (&mut ScrubCounts, &mut StageTimes),
         shutdown: &Shutdown,
     ) -> anyhow::Result<Outcome> {
+        let mut mark = Instant::now();
         let raw = match raw_codec.decode(message.payload().unwrap_or_default()) {
             Ok(raw) => raw,
-            Err(e) => return Ok(Outcome::DeadLetter(format!("undecodable: {e}"))),
+            Err(e) => return Ok(Outcome::DeadLetter(undecodable(&e))),
         };
+        if let Err(e) = check(&raw) {
+            return Ok(Outcome::DeadLetter(format!("invalid: {e}")));
+        }
+        stages.decode += lap(&mut mark);
+        // The day of receipt, by the collector's clock: the same day `anonymize` hashes with.
         let day = exatom_shared::time::utc_day(raw.received_at_ms);
         let salt = loop {
             match self.salts.salt_for(day, today).await {
@@ -127,8 +168,11 @@ impl Pipeline {
                     }
                     break salt;
                 }
-                Err(e @ SaltError::Expired(_)) => {
+                Err(SaltError::OutOfRange(e @ OutOfRange::Expired(_))) => {
                     return Ok(Outcome::DeadLetter(format!("salt_expired: {e}")))
+                }
+                Err(SaltError::OutOfRange(e @ OutOfRange::Future(_))) => {
+                    return Ok(Outcome::DeadLetter(format!("salt_future: {e}")))
                 }
                 Err(e) if shutdown.is_triggered() => return Err(e.into()),
                 Err(e) => {
@@ -137,15 +181,11 @@ impl Pipeline {
                 }
             }
         };
-        let hits_before = self.classifier.hits;
+        stages.salt += lap(&mut mark);
         let classified = self.classifier.classify(&raw.user_agent);
-        let hit = if self.classifier.hits > hits_before {
-            "hit"
-        } else {
-            "miss"
-        };
-        self.metrics.ua_cache.with_label_values(&[hit]).inc();
+        stages.user_agent += lap(&mut mark);
         let (country, region) = self.geo.locate(&raw.ip);
+        stages.geo += lap(&mut mark);
         let mut device = Device {
             country,
             region,
@@ -153,10 +193,13 @@ impl Pipeline {
         };
         classified.apply(&mut device);
         let anon = anonymize(raw, &salt, device, &self.allow, counts);
-        Ok(match anon_codec.encode(&anon) {
+        stages.anonymize += lap(&mut mark);
+        let outcome = match anon_codec.encode(&anon) {
             Ok((key, payload)) => Outcome::Anon { key, payload },
             Err(e) => Outcome::DeadLetter(format!("unencodable: {e}")),
-        })
+        };
+        stages.encode += lap(&mut mark);
+        Ok(outcome)
     }
 
     /// Produces every outcome and waits for all acknowledgements; a failed delivery is
@@ -244,6 +287,26 @@ impl Pipeline {
                 self.metrics.scrubbed.with_label_values(&[rule]).inc_by(n);
             }
         }
+    }
+
+    fn record_stages(&self, s: &StageTimes) {
+        for (stage, time) in [
+            ("decode", s.decode),
+            ("salt", s.salt),
+            ("user_agent", s.user_agent),
+            ("geo", s.geo),
+            ("anonymize", s.anonymize),
+            ("encode", s.encode),
+        ] {
+            self.observe(stage, time);
+        }
+    }
+
+    fn observe(&self, stage: &str, time: Duration) {
+        self.metrics
+            .stage_seconds
+            .with_label_values(&[stage])
+            .observe(time.as_secs_f64());
     }
 
     fn report_lag(&self) {

@@ -7,7 +7,48 @@ use sha2::{Digest, Sha256};
 use crate::scrub::{scrub_identifier, scrub_text, scrub_url, QueryAllowList, ScrubCounts};
 use crate::visitor::{visitor_id, Salt};
 
-/// Builds the anonymized event. `device` already holds the coarse location and UA class.
+/// Why a raw event that decodes is still refused (it goes to the DLQ). The messages name
+/// the field, never its content: reasons are stored and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("site is not 2 to 32 characters of A-Z, a-z, 0-9, _ or -")]
+    Site,
+    #[error("event_id is not a UUID")]
+    EventId,
+    #[error("tooltip_id is not a UUID")]
+    TooltipId,
+    #[error("currency is not an ISO 4217 code")]
+    Currency,
+}
+
+/// Checks what the collector promises about a raw event's identifiers: anything may be
+/// written to `exatom.raw`, and these fields pass the anonymizer unscrubbed.
+pub fn check(raw: &RawEvent) -> Result<(), Invalid> {
+    let site_ok = (2..=32).contains(&raw.site.len())
+        && raw
+            .site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !site_ok {
+        return Err(Invalid::Site);
+    }
+    if uuid::Uuid::try_parse(&raw.event_id).is_err() {
+        return Err(Invalid::EventId);
+    }
+    if let Some(id) = &raw.body.tooltip_id {
+        if uuid::Uuid::try_parse(id).is_err() {
+            return Err(Invalid::TooltipId);
+        }
+    }
+    if let Some(code) = &raw.body.currency {
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Invalid::Currency);
+        }
+    }
+    Ok(())
+}
+
+/// Builds the anonymized event (of an event that passed [`check`]). `device` already holds the coarse location and UA class.
 pub fn anonymize(
     raw: RawEvent,
     salt: &Salt,

@@ -72,10 +72,12 @@ pub fn topic_layout(partitions: i32, replication: i32) -> Vec<TopicSpec> {
             configs: delete_after(48 * HOUR_MS, HOUR_MS),
         },
         TopicSpec {
+            // Dead letters from the anonymizer are raw records, IP address and user agent
+            // included: they may not outlive `exatom.raw`.
             name: DLQ_TOPIC,
             partitions: 1,
             replication,
-            configs: delete_after(7 * 24 * HOUR_MS, 24 * HOUR_MS),
+            configs: delete_after(24 * HOUR_MS, HOUR_MS),
         },
     ]
 }
@@ -355,6 +357,7 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(retention(RAW_TOPIC), 24 * HOUR_MS);
+        assert_eq!(retention(DLQ_TOPIC), retention(RAW_TOPIC));
         assert_eq!(retention(SALTS_TOPIC), 48 * HOUR_MS);
         let salts = layout.iter().find(|s| s.name == SALTS_TOPIC).unwrap();
         assert_eq!(salts.partitions, 1);
