@@ -6,6 +6,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 pub struct SessionizerMetrics {
     pub events_in: IntCounter,
     pub events_late: IntCounter,
+    pub events_clock_ahead: IntCounter,
     pub events_duplicate: IntCounter,
     pub events_replayed: IntCounter,
     pub open_sessions: IntGauge,
@@ -28,6 +29,10 @@ impl SessionizerMetrics {
             events_late: IntCounter::new(
                 "exatom_sessionizer_events_late_total",
                 "Events that arrived more than the lateness after they happened",
+            )?,
+            events_clock_ahead: IntCounter::new(
+                "exatom_sessionizer_events_clock_ahead_total",
+                "Events whose received_at lay more than 5 minutes ahead of this host's clock",
             )?,
             events_duplicate: IntCounter::new(
                 "exatom_sessionizer_events_duplicate_total",
@@ -75,6 +80,7 @@ impl SessionizerMetrics {
         };
         registry.register(Box::new(m.events_in.clone()))?;
         registry.register(Box::new(m.events_late.clone()))?;
+        registry.register(Box::new(m.events_clock_ahead.clone()))?;
         registry.register(Box::new(m.events_duplicate.clone()))?;
         registry.register(Box::new(m.events_replayed.clone()))?;
         registry.register(Box::new(m.open_sessions.clone()))?;

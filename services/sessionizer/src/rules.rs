@@ -37,6 +37,19 @@ use uuid::Uuid;
 /// The longest gap inside a session, in ms: 30:00.000.
 pub const SESSION_GAP_MS: i64 = 30 * 60_000;
 
+/// How far past this host's clock a collector's `received_at` may lie (the collector's own
+/// `future` bound is the same size). One collector whose clock runs a day ahead would
+/// otherwise move its partitions' stream time a day on, and every session there would wait
+/// a day to close.
+pub const MAX_CLOCK_AHEAD_MS: i64 = 5 * 60_000;
+
+/// `Some(the latest believable arrival)` when `received_at_ms` lies further ahead of
+/// `now_ms` than [`MAX_CLOCK_AHEAD_MS`]; such an event is taken to have arrived then.
+pub fn clock_ahead(received_at_ms: i64, now_ms: i64) -> Option<i64> {
+    let latest = now_ms + MAX_CLOCK_AHEAD_MS;
+    (received_at_ms > latest).then_some(latest)
+}
+
 /// Whose events these are: site and daily visitor id, as they appear in records and rows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VisitorKey {

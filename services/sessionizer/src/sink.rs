@@ -26,7 +26,7 @@ use rdkafka::producer::FutureProducer;
 
 use crate::encoder::{session_row, EventRow};
 use crate::metrics::SessionizerMetrics;
-use crate::rules::{ClosedSession, PartitionState};
+use crate::rules::{clock_ahead, ClosedSession, PartitionState};
 use crate::service::Writer;
 
 /// One partition's open sessions and what replay needs.
@@ -81,7 +81,7 @@ impl Pipeline {
                 };
                 part.caught_up = false;
                 part.next_offset = message.offset() + 1;
-                let event = match codec.decode(message.payload().unwrap_or_default()) {
+                let mut event = match codec.decode(message.payload().unwrap_or_default()) {
                     Ok(event) => event,
                     Err(e) => {
                         self.dead_letter(message, &format!("undecodable: {e}"), &shutdown)
@@ -93,8 +93,12 @@ impl Pipeline {
                     self.metrics.events_replayed.inc();
                     continue;
                 }
-                closed.extend(part.state.advance(event.received_at_ms));
                 let now = exatom_shared::time::now_ms();
+                if let Some(clamped) = clock_ahead(event.received_at_ms, now) {
+                    self.metrics.events_clock_ahead.inc();
+                    event.received_at_ms = clamped;
+                }
+                closed.extend(part.state.advance(event.received_at_ms));
                 let placed = match part.state.place(&event, message.offset(), now) {
                     Ok(placed) => placed,
                     Err(e) => {

@@ -346,3 +346,14 @@ fn ids_not_written_as_the_pipeline_writes_them_are_refused() {
     assert_eq!(state.place(&not_hex, 0, 0), Err(Unplaceable::VisitorId));
     assert_eq!(state.open_sessions(), 0);
 }
+
+#[test]
+fn an_arrival_from_a_clock_far_ahead_is_taken_as_now_plus_the_bound() {
+    let now = T0;
+    assert_eq!(clock_ahead(now, now), None);
+    assert_eq!(clock_ahead(now + MAX_CLOCK_AHEAD_MS, now), None);
+    assert_eq!(
+        clock_ahead(now + 86_400_000, now),
+        Some(now + MAX_CLOCK_AHEAD_MS)
+    );
+}
