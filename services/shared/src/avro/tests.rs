@@ -151,7 +151,7 @@ fn each_topic_has_its_own_fingerprint_and_a_foreign_one_is_refused() {
     truncated.truncate(bytes.len() / 2);
     assert!(matches!(
         raw_codec.decode(&truncated),
-        Err(CodecError::Avro(_))
+        Err(CodecError::Datum(_))
     ));
 }
 
