@@ -41,6 +41,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_events_and_sessions"),
     migration!(2, "0002_form_analytics"),
+    migration!(3, "0003_daily_rollups"),
 ];
 
 /// What the server can do, read from `SELECT version()`.
@@ -181,7 +182,7 @@ impl Warehouse {
                 continue;
             }
             for statement in render(migration.sql, self.version) {
-                self.client.query(&statement).execute().await?;
+                self.apply(&statement).await?;
             }
             self.client
                 .query(&format!(
@@ -193,6 +194,35 @@ impl Warehouse {
             done.push(migration.version);
         }
         Ok(done)
+    }
+
+    /// Runs one migration statement. 18.16 has no `ADD COLUMN IF NOT EXISTS`, so the column
+    /// is looked up first: a migration that failed halfway can run again on any server.
+    async fn apply(&self, statement: &str) -> Result<(), clickhouse::error::Error> {
+        static ADD_COLUMN: OnceLock<Regex> = OnceLock::new();
+        let add_column = ADD_COLUMN.get_or_init(|| {
+            Regex::new(r"^ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) ").expect("valid regex")
+        });
+        match add_column.captures(statement) {
+            Some(c) => {
+                let present: u64 = self
+                    .client
+                    .query(
+                        "SELECT count() FROM system.columns \
+                         WHERE database = currentDatabase() AND table = ? AND name = ?",
+                    )
+                    .bind(&c[1])
+                    .bind(&c[2])
+                    .fetch_one()
+                    .await?;
+                if present > 0 {
+                    return Ok(());
+                }
+                let plain = statement.replacen(" IF NOT EXISTS", "", 1);
+                self.client.query(&plain).execute().await
+            }
+            None => self.client.query(statement).execute().await,
+        }
     }
 
     /// Inserts rows in one `INSERT` (one block: all or nothing on a single server).
