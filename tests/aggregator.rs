@@ -291,10 +291,14 @@ fn query_pack_answers() -> Vec<(&'static str, Option<&'static str>, &'static str
         (
             "conversion_attribution",
             None,
-            // total revenue 155: 80/155, 50/155, 20/155, 5/155.
-            "checkout\t1\t80\t0.5161\nsignup\t1\t50\t0.3226\nnewsletter\t1\t20\t0.129\n\t1\t5\t0.0323",
+            // V5's conversions without a form: one counted, 5 of revenue (T-100 was V1's).
+            "checkout\t1\t80\nsignup\t1\t50\nnewsletter\t1\t20\n\t1\t5",
         ),
-        ("trends_daily", Some("signup"), "{day}\t3\t2\t1\t1\t4000\t50"),
+        (
+            "trends_daily",
+            Some("signup"),
+            "{day}\t3\t2\t1\t1\t4000\t50",
+        ),
         (
             "by_device_class",
             Some("newsletter"),

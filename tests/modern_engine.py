@@ -78,7 +78,7 @@ def rollups_and_query_pack(db) -> list:
         "form_funnel": "f\t3\t2\t1\t1\t1\t1\t0.6667\t0.5",
         "field_dropoff": "email\t1\t2\t0.5",
         "field_hesitation": "email\t2\t400\t2000\t0\t0\t0",
-        "conversion_attribution": "f\t1\t10\t1\n\t1\t0\t0",
+        "conversion_attribution": "f\t1\t10\n\t1\t0",
         "trends_daily": f"{today.isoformat()}\t3\t2\t1\t1\t3000\t10",
         "by_device_class": "desktop\t1\t1\t1\t1\t1000\t10\nmobile\t2\t1\t0\t0\t3000\t0",
     }
