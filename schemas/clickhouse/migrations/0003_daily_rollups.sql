@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS form_segment_daily (
 PARTITION BY day
 ORDER BY (site, form_key, day, device_class, country, browser_family)
 {ttl:day}
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 64;
 
 -- Per (site, day, form, field, segment): field friction. `interactions` counts sessions.
 CREATE TABLE IF NOT EXISTS field_daily (
@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS field_daily (
 PARTITION BY day
 ORDER BY (site, form_key, field_key, day, device_class, country, browser_family)
 {ttl:day}
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 64;
 
 -- Per (site, day, attributed form): conversions, and revenue with each transaction id
 -- counted once per site (on its earliest conversion). `version` also counts the other
@@ -119,7 +119,7 @@ CREATE TABLE IF NOT EXISTS conversion_segment_daily (
 PARTITION BY day
 ORDER BY (site, form_key, day, device_class, country, browser_family)
 {ttl:day}
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 64;
 
 CREATE TABLE IF NOT EXISTS tooltips_daily (
     site {lc},
@@ -136,7 +136,7 @@ CREATE TABLE IF NOT EXISTS tooltips_daily (
 PARTITION BY day
 ORDER BY (site, trigger, day, device_class, country, browser_family)
 {ttl:day}
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 64;
 
 -- The views of wire-v1.md, now reading the rollups (FINAL: the latest recomputation).
 DROP TABLE IF EXISTS v_form_daily;
