@@ -80,6 +80,12 @@ test: lint unit integration
 bench:
 	$(CARGO) bench -p exatom-benches --bench pipeline
 
+# The dashboard query pack on a year of synthetic rollups, against a running ClickHouse
+# ($EXATOM_CLICKHOUSE_URL, default the `make run` stack); uses its own database exatom_bench.
+.PHONY: bench-queries
+bench-queries: build
+	services/aggregator/bench/query_pack.sh
+
 .PHONY: fuzz
 fuzz:
 	cd fuzz && $(CARGO) +nightly fuzz run body_decoder -- -max_total_time=60

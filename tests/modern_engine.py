@@ -1,12 +1,92 @@
 """The ClickHouse DDL as a modern server gets it, run on the real modern engine (chdb-core,
-in-process): every statement is accepted, every view answers, and on every table a row 100
-days old is gone after a merge while a fresh one stays.
+in-process): every statement is accepted, every view answers, on every table (rollups too)
+a row 100 days old is gone after a merge while a fresh one stays, and the aggregator's
+rollup recomputations and the query pack give the expected figures — the same after a
+second recomputation, as after a session delivered twice.
 
 usage: modern_engine.py path/to/exatom-admin
 """
+import datetime
+import pathlib
+import re
 import subprocess
 import sys
 import tempfile
+
+SCHEMAS = pathlib.Path(__file__).resolve().parent.parent / "schemas" / "clickhouse"
+
+
+def bind(sql: str, params: dict) -> str:
+    """Renders `{name:Type}` parameters as literals, as the aggregator does for 18.16."""
+
+    def literal(value):
+        if isinstance(value, datetime.date):
+            return f"toDate('{value.isoformat()}')"
+        if isinstance(value, (list, tuple)):
+            return "(" + ", ".join(literal(v) for v in value) + ")"
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    code = "\n".join(l for l in sql.splitlines() if not l.lstrip().startswith("--"))
+    return re.sub(r"\{(\w+):[^}]+\}", lambda m: literal(params[m.group(1)]), code).strip().rstrip(";")
+
+
+def rows(db, sql: str) -> str:
+    return str(db.query(sql, "TSV")).strip("\n")
+
+
+def rollups_and_query_pack(db) -> list:
+    """Per-session rows of one site and day, recomputed into the rollups twice."""
+    failures = []
+    today = datetime.date.fromisoformat(rows(db, "SELECT toString(today())"))
+    db.query("""INSERT INTO exatom.form_sessions (site, day, session_id, form_key, device_class, viewed, started,
+        submitted, converted, has_start_hesitation, start_hesitation_ms, has_duration_to_conversion,
+        duration_to_conversion_ms, version) VALUES
+        ('M', today(), 's1', 'f', 'desktop', 1, 1, 1, 1, 1, 1000, 1, 5000, 1),
+        ('M', today(), 's2', 'f', 'mobile', 1, 1, 0, 0, 1, 3000, 0, 0, 1),
+        ('M', today(), 's3', 'f', 'mobile', 1, 0, 0, 0, 0, 0, 0, 0, 1)""")
+    db.query("""INSERT INTO exatom.field_interactions (site, day, session_id, form_key, field_key, device_class,
+        time_spent_ms, has_hesitation, hesitation_ms, abandoned, version) VALUES
+        ('M', today(), 's1', 'f', 'email', 'desktop', 1000, 1, 200, 0, 1),
+        ('M', today(), 's2', 'f', 'email', 'mobile', 3000, 1, 400, 1, 1)""")
+    db.query("""INSERT INTO exatom.conversions (site, day, session_id, event_id, form_key, device_class,
+        transaction_id, revenue, event_time_ms, counts, version) VALUES
+        ('M', today(), 's1', 'e1', 'f', 'desktop', 'T1', 10, 100, 1, 1),
+        ('M', today(), 's3', 'e3', '', 'mobile', 'T1', 10, 200, 1, 1)""")
+    db.query("""INSERT INTO exatom.tooltip_events (site, day, session_id, event_id, trigger, action, version) VALUES
+        ('M', today(), 's1', 't1', 'Trig', 'impression', 1), ('M', today(), 's1', 't2', 'Trig', 'click', 1)""")
+    keys = {"form": ["f"], "conversion": ["f", ""], "tooltips": ["Trig"]}
+    for attempt in (1, 2):
+        for template in sorted((SCHEMAS / "rollups").glob("*.sql")):
+            group = "conversion" if "conversion" in template.name else "tooltips" if "tooltip" in template.name else "form"
+            db.query(bind(template.read_text(), {"site": "M", "day": today, "keys": keys[group]}))
+        got = [
+            rows(db, "SELECT * EXCEPT (site, day) FROM exatom.v_form_daily WHERE site = 'M'"),
+            rows(db, "SELECT * EXCEPT (site, day) FROM exatom.v_field_daily WHERE site = 'M'"),
+            rows(db, "SELECT * EXCEPT (site, day) FROM exatom.v_conversions_daily WHERE site = 'M' ORDER BY form"),
+            rows(db, "SELECT * EXCEPT (site, day) FROM exatom.v_tooltips_daily WHERE site = 'M'"),
+        ]
+        want = [
+            "f\t3\t2\t1\t1\t1\t1\t5\t3000",
+            "f\temail\t2\t1\t2000\t400\t0\t0\t0",
+            "\t1\t0\nf\t1\t10",
+            "Trig\t1\t1\t0",
+        ]
+        if got != want:
+            failures.append(f"views after recomputation {attempt}: {got} != {want}")
+    params = {"site": "M", "form": "f", "from": today, "to": today}
+    answers = {
+        "form_funnel": "f\t3\t2\t1\t1\t1\t1\t0.6667\t0.5",
+        "field_dropoff": "email\t1\t2\t0.5",
+        "field_hesitation": "email\t2\t400\t2000\t0\t0\t0",
+        "conversion_attribution": "f\t1\t10\n\t1\t0",
+        "trends_daily": f"{today.isoformat()}\t3\t2\t1\t1\t3000\t10",
+        "by_device_class": "desktop\t1\t1\t1\t1\t1000\t10\nmobile\t2\t1\t0\t0\t3000\t0",
+    }
+    for query in sorted((SCHEMAS / "queries").glob("*.sql")):
+        got = rows(db, bind(query.read_text(), params))
+        if got != answers.get(query.stem):
+            failures.append(f"query pack {query.stem}: {got!r} != {answers.get(query.stem)!r}")
+    return failures
 
 from chdb import session
 
@@ -49,12 +129,14 @@ def main() -> int:
                 failures.append(f"{table}: after a merge holds {left}, expected {today}")
         for view in views:
             db.query(f"SELECT * FROM exatom.{view} LIMIT 1")
+        failures += rollups_and_query_pack(db)
         db.close()
     if failures:
         print("modern engine: FAILED\n" + "\n".join(failures))
         return 1
-    print(f"modern engine: {len(tables)} tables expire 100-day-old rows, {len(views)} views answer")
-    print(f"{len(tables) + 1} passed, 0 failed")
+    print(f"modern engine: {len(tables)} tables expire 100-day-old rows, {len(views)} views answer, "
+          "rollups and query pack give the expected figures twice")
+    print(f"{len(tables) + 2} passed, 0 failed")
     return 0
 
 

@@ -1,6 +1,8 @@
 //! Session analytics → ClickHouse rows. Every row of a session carries the session's day
 //! and a constant version, so a session delivered twice rewrites identical rows.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use clickhouse::Row;
 use exatom_shared::model::Session;
 use exatom_shared::time::days_since_epoch;
@@ -44,6 +46,8 @@ pub struct FieldRow {
     pub form_key: String,
     pub field_key: String,
     pub device_class: String,
+    pub country: String,
+    pub browser_family: String,
     pub focuses: u32,
     pub time_spent_ms: i64,
     pub has_hesitation: u8,
@@ -63,6 +67,9 @@ pub struct ConversionRow {
     pub session_id: String,
     pub event_id: String,
     pub form_key: String,
+    pub device_class: String,
+    pub country: String,
+    pub browser_family: String,
     pub conversion_tag: String,
     pub transaction_id: String,
     pub revenue: f64,
@@ -81,23 +88,66 @@ pub struct TooltipRow {
     pub trigger: String,
     pub action: &'static str,
     pub form_key: String,
+    pub device_class: String,
+    pub country: String,
+    pub browser_family: String,
     pub event_time_ms: i64,
     pub version: u64,
 }
 
-/// All rows of a batch of sessions, by table.
+/// All rows of a batch of sessions, by table, and the rollup groups they touch.
 #[derive(Debug, Default)]
 pub struct Rows {
     pub forms: Vec<FormSessionRow>,
     pub fields: Vec<FieldRow>,
     pub conversions: Vec<ConversionRow>,
     pub tooltips: Vec<TooltipRow>,
+    pub touched: Touched,
+}
+
+/// The (site, day) groups of each rollup that a batch changed, with the form keys (or
+/// triggers) in them: what the aggregator recomputes after writing the batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Touched {
+    /// Form keys of `form_sessions` and `field_interactions` rows.
+    pub forms: BTreeMap<(String, u16), BTreeSet<String>>,
+    /// Attributed form keys (`''` included) of conversions.
+    pub conversions: BTreeMap<(String, u16), BTreeSet<String>>,
+    pub tooltips: BTreeMap<(String, u16), BTreeSet<String>>,
+    /// Transaction ids by site: their other conversions' days may need new revenue figures.
+    pub transactions: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Rows {
     pub fn add(&mut self, s: &Session, a: SessionAnalytics) {
         let day = days_since_epoch(s.started_ms);
         let d = &s.device;
+        let group = (s.site.clone(), day);
+        let t = &mut self.touched;
+        for f in &a.forms {
+            t.forms
+                .entry(group.clone())
+                .or_default()
+                .insert(f.form_key.clone());
+        }
+        for c in &a.conversions {
+            t.conversions
+                .entry(group.clone())
+                .or_default()
+                .insert(c.form_key.clone());
+            if !c.transaction_id.is_empty() {
+                t.transactions
+                    .entry(s.site.clone())
+                    .or_default()
+                    .insert(c.transaction_id.clone());
+            }
+        }
+        for tip in &a.tooltips {
+            t.tooltips
+                .entry(group.clone())
+                .or_default()
+                .insert(tip.trigger.clone());
+        }
         for f in a.forms {
             self.forms.push(FormSessionRow {
                 site: s.site.clone(),
@@ -132,6 +182,8 @@ impl Rows {
                 form_key: f.form_key,
                 field_key: f.field_key,
                 device_class: d.device_class.clone(),
+                country: d.country.clone(),
+                browser_family: d.browser_family.clone(),
                 focuses: f.focuses,
                 time_spent_ms: f.time_spent_ms,
                 has_hesitation: f.hesitation_ms.is_some().into(),
@@ -151,6 +203,9 @@ impl Rows {
                 session_id: s.session_id.clone(),
                 event_id: c.event_id,
                 form_key: c.form_key,
+                device_class: d.device_class.clone(),
+                country: d.country.clone(),
+                browser_family: d.browser_family.clone(),
                 conversion_tag: c.conversion_tag,
                 transaction_id: c.transaction_id,
                 revenue: c.revenue,
@@ -169,6 +224,9 @@ impl Rows {
                 trigger: t.trigger,
                 action: t.action.as_str(),
                 form_key: t.form_key,
+                device_class: d.device_class.clone(),
+                country: d.country.clone(),
+                browser_family: d.browser_family.clone(),
                 event_time_ms: t.event_time_ms,
                 version: VERSION,
             });

@@ -7,6 +7,7 @@ pub mod analytics;
 pub mod config;
 pub mod encoder;
 pub mod metrics;
+pub mod rollup;
 pub mod service;
 pub mod sink;
 

@@ -8,6 +8,7 @@ use prometheus::{
 pub struct AggregatorMetrics {
     pub sessions_in: IntCounter,
     pub rows_written: IntCounterVec,
+    pub rollup_groups: IntCounterVec,
     pub write_seconds: Histogram,
     pub write_retries: IntCounter,
     pub dlq: IntCounter,
@@ -29,10 +30,17 @@ impl AggregatorMetrics {
                 ),
                 &["table"],
             )?,
+            rollup_groups: IntCounterVec::new(
+                Opts::new(
+                    "exatom_aggregator_rollup_groups_total",
+                    "(site, day) rollup groups recomputed after a write, by rollup table",
+                ),
+                &["rollup"],
+            )?,
             write_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "exatom_aggregator_write_seconds",
-                    "Time to write one batch to ClickHouse",
+                    "Time to write one batch to ClickHouse and recompute its rollups",
                 )
                 .buckets(vec![
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -60,6 +68,7 @@ impl AggregatorMetrics {
         };
         registry.register(Box::new(m.sessions_in.clone()))?;
         registry.register(Box::new(m.rows_written.clone()))?;
+        registry.register(Box::new(m.rollup_groups.clone()))?;
         registry.register(Box::new(m.write_seconds.clone()))?;
         registry.register(Box::new(m.write_retries.clone()))?;
         registry.register(Box::new(m.dlq.clone()))?;

@@ -78,13 +78,19 @@ impl Pipeline {
             }
             let started = Instant::now();
             let retries = self.metrics.write_retries.clone();
-            retry::until_ok(
+            let refreshed = retry::until_ok(
                 "clickhouse",
                 &shutdown,
                 || retries.inc(),
                 || self.writer.write(&rows),
             )
             .await?;
+            for (rollup, groups) in refreshed {
+                self.metrics
+                    .rollup_groups
+                    .with_label_values(&[rollup])
+                    .inc_by(groups as u64);
+            }
             self.metrics
                 .write_seconds
                 .observe(started.elapsed().as_secs_f64());

@@ -41,7 +41,8 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_events_and_sessions"),
     migration!(2, "0002_form_analytics"),
-    migration!(3, "0003_event_value_presence"),
+    migration!(3, "0003_daily_rollups"),
+    migration!(4, "0004_event_value_presence"),
 ];
 
 /// What the server can do, read from `SELECT version()`.
@@ -101,12 +102,6 @@ pub fn render(sql: &str, version: ServerVersion) -> Vec<String> {
         .collect()
 }
 
-fn is_added_column_already_there(statement: &str, error: &clickhouse::error::Error) -> bool {
-    statement.starts_with("ALTER TABLE")
-        && statement.contains("ADD COLUMN")
-        && error.to_string().contains("already exists")
-}
-
 /// Settings for a connection.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -162,8 +157,8 @@ impl Warehouse {
 
     /// Applies the migrations not yet recorded in `schema_migrations`; returns the versions applied.
     ///
-    /// Re-runnable: every statement is `IF NOT EXISTS` (or an `ADD COLUMN` whose column is
-    /// already there), and a migration is recorded only after all its statements succeeded.
+    /// Re-runnable: every statement is `IF NOT EXISTS`, and a migration is recorded only
+    /// after all its statements succeeded.
     pub async fn migrate(&self) -> Result<Vec<u32>, clickhouse::error::Error> {
         let root = self.client.clone().with_database("default");
         root.query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
@@ -188,13 +183,7 @@ impl Warehouse {
                 continue;
             }
             for statement in render(migration.sql, self.version) {
-                match self.client.query(&statement).execute().await {
-                    Ok(()) => {}
-                    // 18.16 has no `ADD COLUMN IF NOT EXISTS`: a column already there is a
-                    // run cut off after the ALTER and before the migration was recorded.
-                    Err(e) if is_added_column_already_there(&statement, &e) => {}
-                    Err(e) => return Err(e),
-                }
+                self.apply(&statement).await?;
             }
             self.client
                 .query(&format!(
@@ -206,6 +195,35 @@ impl Warehouse {
             done.push(migration.version);
         }
         Ok(done)
+    }
+
+    /// Runs one migration statement. 18.16 has no `ADD COLUMN IF NOT EXISTS`, so the column
+    /// is looked up first: a migration that failed halfway can run again on any server.
+    async fn apply(&self, statement: &str) -> Result<(), clickhouse::error::Error> {
+        static ADD_COLUMN: OnceLock<Regex> = OnceLock::new();
+        let add_column = ADD_COLUMN.get_or_init(|| {
+            Regex::new(r"^ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) ").expect("valid regex")
+        });
+        match add_column.captures(statement) {
+            Some(c) => {
+                let present: u64 = self
+                    .client
+                    .query(
+                        "SELECT count() FROM system.columns \
+                         WHERE database = currentDatabase() AND table = ? AND name = ?",
+                    )
+                    .bind(&c[1])
+                    .bind(&c[2])
+                    .fetch_one()
+                    .await?;
+                if present > 0 {
+                    return Ok(());
+                }
+                let plain = statement.replacen(" IF NOT EXISTS", "", 1);
+                self.client.query(&plain).execute().await
+            }
+            None => self.client.query(statement).execute().await,
+        }
     }
 
     /// Inserts rows in one `INSERT` (one block: all or nothing on a single server).
