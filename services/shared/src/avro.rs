@@ -4,10 +4,10 @@
 //! schema, so a consumer can tell which schema wrote it without a registry.
 //! The schemas are the `.avsc` files in `schemas/avro/`, compiled in.
 //!
-//! Decoding is on every consumer's hot path: it goes straight from the datum to the record
-//! with `serde_avro_fast` (apache-avro's decoder builds a generic `Value` tree first, several
-//! times slower). apache-avro stays the schema authority: it parses the schemas, computes
-//! their fingerprints and encodes.
+//! Encoding and decoding are on every service's hot path: they go straight between record
+//! and datum with `serde_avro_fast` (apache-avro's decoder builds a generic `Value` tree
+//! first, several times slower). apache-avro stays the schema authority: it parses the
+//! schemas, computes their fingerprints, and the tests check both write the same bytes.
 
 use std::marker::PhantomData;
 
@@ -35,6 +35,8 @@ pub enum CodecError {
     Avro(#[from] apache_avro::Error),
     #[error("Avro datum does not match the schema: {0}")]
     Datum(#[from] serde_avro_fast::de::DeError),
+    #[error("record does not fit the Avro schema: {0}")]
+    Record(#[from] serde_avro_fast::ser::SerError),
 }
 
 /// Encodes and decodes one record type against its compiled-in schema.
@@ -71,7 +73,8 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
     /// Appends the single-object encoding of `record` to `out`.
     pub fn encode_into(&self, record: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         out.extend_from_slice(&self.header);
-        apache_avro::write_avro_datum_ref(&self.schema, record, out)?;
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.reader);
+        serde_avro_fast::to_datum(record, out, &mut config)?;
         Ok(())
     }
 

@@ -215,3 +215,15 @@ fn every_optional_field_has_a_default() {
         );
     }
 }
+
+/// The fast encoder writes exactly what apache-avro, the reference, writes.
+#[test]
+fn encodings_match_the_reference_implementation() {
+    let codec = raw_event_codec();
+    for body in [full_body(), EventBody::default()] {
+        let record = raw(body);
+        let mut reference = codec.header().to_vec();
+        apache_avro::write_avro_datum_ref(codec.schema(), &record, &mut reference).unwrap();
+        assert_eq!(codec.encode(&record).unwrap(), reference);
+    }
+}
