@@ -171,8 +171,24 @@ fn assert_nothing_rejected(world: &World) {
     }
 }
 
+/// A browser or service that hangs fails the test instead of stalling the suite.
+async fn within(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(240), test)
+        .await
+        .expect("the test finishes within 4 minutes");
+}
+
 #[tokio::test]
 async fn a_visit_in_chromium_converts_in_one_session_and_nothing_typed_leaves_the_browser() {
+    within(journey()).await;
+}
+
+#[tokio::test]
+async fn the_tag_survives_page_errors_late_forms_route_changes_blocked_sections_and_an_outage() {
+    within(robustness()).await;
+}
+
+async fn journey() {
     let world = World::start("browser-journey").await;
     let b = &world.browser;
     let name = world.marker("Zname");
@@ -345,8 +361,7 @@ async fn a_visit_in_chromium_converts_in_one_session_and_nothing_typed_leaves_th
     world.browser.close().await;
 }
 
-#[tokio::test]
-async fn the_tag_survives_page_errors_late_forms_route_changes_blocked_sections_and_an_outage() {
+async fn robustness() {
     let world = World::start("browser-robustness").await;
     let origin = world.recorder.origin.clone();
 
