@@ -5,183 +5,19 @@
 
 mod chrome;
 mod recorder;
+mod world;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use chrome::Browser;
-use exatom_e2e::{contains, sites_file, wait_until, Pipeline, Service, Stack};
-use recorder::Recorder;
+use exatom_e2e::{wait_until, Service};
 use serde_json::Value;
+use world::{
+    assert_not_sent, assert_nothing_rejected, assert_nowhere, form_event, is, within, World,
+};
 
 /// WebDriver's Backspace key.
 const BACKSPACE: &str = "\u{E003}";
-const TOPICS: [&str; 5] = [
-    "exatom.raw",
-    "exatom.anon",
-    "exatom.sessions",
-    "exatom.salts",
-    "exatom.dlq",
-];
-
-/// One test's world: its own site, the pipeline, the proxy and the browser.
-struct World {
-    stack: Stack,
-    run: String,
-    site: String,
-    env: Vec<(&'static str, String)>,
-    sites: std::path::PathBuf,
-    recorder: Recorder,
-    /// Behind a lock so a test can stop and restart a service while the browser is in use.
-    pipeline: Mutex<Pipeline>,
-    browser: Browser,
-}
-
-impl World {
-    async fn start(name: &str) -> Self {
-        let stack = Stack::from_env();
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        // Letters only: the anonymizer scrubs long digit runs from conversion tags.
-        let site: String = "TAG"
-            .chars()
-            .chain(run[..10].chars().map(|c| match c.to_digit(10) {
-                Some(d) => char::from(b'g' + d as u8),
-                None => c,
-            }))
-            .collect();
-        let recorder = Recorder::start().await;
-        let conversion_tag = format!("{site}1");
-        let sites = sites_file(
-            &stack,
-            name,
-            &[(
-                &site,
-                &[recorder.origin.as_str()],
-                &[conversion_tag.as_str()],
-            )],
-        );
-        // A session closes 20 s after its last event: the sessionizer's idle clock runs
-        // 31 minutes ahead (negative margin), standing in for the 30-minute gap a real
-        // visit waits out.
-        let env = vec![
-            ("EXATOM_DEMO_SITE", site.clone()),
-            ("EXATOM_LATENESS_MS", "20000".to_owned()),
-            ("EXATOM_IDLE_MARGIN_MS", (-31 * 60_000).to_string()),
-        ];
-        let pipeline = Pipeline::start(&stack, &sites, &env).await;
-        recorder.forward_to(&pipeline.collector_url);
-        let browser = Browser::start(&stack.state).await;
-        World {
-            stack,
-            run,
-            site,
-            env,
-            sites,
-            recorder,
-            pipeline: Mutex::new(pipeline),
-            browser,
-        }
-    }
-
-    fn demo(&self, page: &str) -> String {
-        format!("{}/demo/{page}", self.recorder.origin)
-    }
-
-    /// A string no page, label or figure holds: what a visitor types.
-    fn marker(&self, what: &str) -> String {
-        format!("{what}{}", &self.run[8..20])
-    }
-
-    /// Events the collector answered 202 for.
-    fn accepted(&self) -> Vec<Value> {
-        self.recorder.events(202)
-    }
-
-    async fn wait_accepted(&self, what: &str, check: impl Fn(&Value) -> bool) {
-        wait_until(Duration::from_secs(30), what, || async {
-            self.accepted().iter().any(&check)
-        })
-        .await;
-    }
-
-    async fn query(&self, sql: &str) -> String {
-        let sql = sql.replace("{site}", &self.site);
-        self.stack.query(&sql).await.trim().to_owned()
-    }
-}
-
-fn is(event: &Value, kind: &str, form: &str) -> bool {
-    event["type"] == kind && event["form"]["name"] == form
-}
-
-fn form_event(event: &Value, form: &str, kind: &str) -> bool {
-    is(event, "form_event", form) && event["event"] == kind
-}
-
-/// None of `needles` left the browser: not in any request's target or body.
-fn assert_not_sent(world: &World, needles: &[String]) {
-    let exchanges = world.recorder.exchanges();
-    assert!(exchanges.iter().any(|x| x.batch().is_some()));
-    for x in &exchanges {
-        for needle in needles {
-            assert!(
-                !x.target.contains(needle.as_str()) && !contains(&x.body, needle),
-                "{needle} left the browser: {} {}",
-                x.method,
-                x.target
-            );
-        }
-    }
-}
-
-/// Every place a typed string could leak to: the requests the browser made (targets and
-/// bodies), every topic, every table.
-async fn assert_nowhere(world: &World, needles: &[String]) {
-    assert_not_sent(world, needles);
-    for topic in TOPICS {
-        for (key, value) in world.stack.topic_records(topic) {
-            for needle in needles {
-                assert!(
-                    !contains(&key, needle) && !contains(&value, needle),
-                    "{needle} found in {topic}"
-                );
-            }
-        }
-    }
-    let tables = world
-        .query("SELECT name FROM system.tables WHERE database = 'exatom' AND engine LIKE '%MergeTree%'")
-        .await;
-    for table in tables.lines() {
-        let dump = world
-            .stack
-            .query(&format!("SELECT * FROM exatom.{table}"))
-            .await;
-        for needle in needles {
-            assert!(
-                !dump.contains(needle.as_str()),
-                "{needle} found in table {table}"
-            );
-        }
-    }
-}
-
-/// Every 202 took all its events: the tag writes what the wire contract asks.
-fn assert_nothing_rejected(world: &World) {
-    for x in world.recorder.exchanges() {
-        if x.batch().is_some() && x.status == 202 {
-            let answer: Value = serde_json::from_slice(&x.response).unwrap();
-            assert_eq!(answer["rejected"], serde_json::json!([]), "{answer}");
-        }
-    }
-}
-
-/// A browser or service that hangs fails the test instead of stalling the suite.
-async fn within(test: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(240), test)
-        .await
-        .expect("the test finishes within 4 minutes");
-}
 
 #[tokio::test]
 async fn a_visit_in_chromium_converts_in_one_session_and_nothing_typed_leaves_the_browser() {
