@@ -38,6 +38,7 @@ run:
 	$(LOCAL)/services.sh up
 	@source $(LOCAL)/common.sh; \
 	echo; echo "Exatom is running (state and logs in $$STATE):"; \
+	echo "  demo site       http://localhost:$$COLLECTOR_PORT/demo/   (fill in its forms, then query ClickHouse)"; \
 	echo "  collector       http://127.0.0.1:$$COLLECTOR_PORT/v1/events   (metrics: /metrics, health: /healthz, /readyz)"; \
 	echo "  anonymizer      http://127.0.0.1:$$ANONYMIZER_PORT/metrics"; \
 	echo "  sessionizer     http://127.0.0.1:$$SESSIONIZER_PORT/metrics"; \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, once; re-running is cheap.
 #   deploy/local/install.sh          broker, ClickHouse, build tools
-#   deploy/local/install.sh test     + Prometheus, chdb-core (modern ClickHouse engine)
+#   deploy/local/install.sh test     + Prometheus, Chromium and chromedriver, chdb-core (modern ClickHouse engine)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -10,6 +10,9 @@ command -v clickhouse-server >/dev/null || need_apt+=(clickhouse-server clickhou
 if [[ ${1:-} == test ]]; then
   command -v prometheus >/dev/null || need_apt+=(prometheus)
   command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+  # The browser tests drive the Debian build of Chromium over WebDriver.
+  command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 fi
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"

@@ -9,6 +9,7 @@ SERVICES=(collector anonymizer sessionizer aggregator)
 up() {
   EXATOM_LISTEN=127.0.0.1:$COLLECTOR_PORT \
     EXATOM_SITES_FILE=${EXATOM_SITES_FILE:-$ROOT/deploy/local/sites.toml} \
+    EXATOM_DEMO_SITE=${EXATOM_DEMO_SITE-DEMO} \
     start collector "$BIN/exatom-collector"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$ANONYMIZER_PORT start anonymizer "$BIN/exatom-anonymizer"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$SESSIONIZER_PORT start sessionizer "$BIN/exatom-sessionizer"

@@ -35,6 +35,9 @@ pub struct CollectorConfig {
     pub request_timeout_ms: u64,
     /// Seconds a 503 or 429 asks the browser to wait.
     pub retry_after_s: u64,
+    /// Site whose demo pages are served under `/demo/`; empty serves no demo.
+    #[serde(deserialize_with = "crate::assets::demo_site")]
+    pub demo_site: String,
 }
 
 impl Default for CollectorConfig {
@@ -52,6 +55,7 @@ impl Default for CollectorConfig {
             delivery_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             retry_after_s: 5,
+            demo_site: String::new(),
         }
     }
 }

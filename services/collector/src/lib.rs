@@ -2,6 +2,7 @@
 //! produces them to `exatom.raw`. Pure logic (`batch`, `body`, `client`, `sites`) is kept
 //! apart from the HTTP (`service`) and Kafka (`sink`) edges.
 
+pub mod assets;
 pub mod batch;
 pub mod body;
 pub mod client;

@@ -40,6 +40,7 @@ pub fn router(
 ) -> Router {
     Router::new()
         .route("/v1/events", post(post_events).options(preflight))
+        .merge(crate::assets::routes(&state.config.demo_site))
         .with_state(state)
         .merge(admin_routes(registry, readiness))
 }

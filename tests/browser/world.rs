@@ -1,0 +1,177 @@
+//! One browser test's world: its own site, the services as real processes, the
+//! recording proxy and the browser; and the checks every test shares.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use exatom_e2e::{contains, sites_file, wait_until, Pipeline, Stack};
+use serde_json::Value;
+
+use crate::chrome::Browser;
+use crate::recorder::Recorder;
+
+const TOPICS: [&str; 5] = [
+    "exatom.raw",
+    "exatom.anon",
+    "exatom.sessions",
+    "exatom.salts",
+    "exatom.dlq",
+];
+
+/// One test's world: its own site, the pipeline, the proxy and the browser.
+pub struct World {
+    pub stack: Stack,
+    pub run: String,
+    pub site: String,
+    pub env: Vec<(&'static str, String)>,
+    pub sites: std::path::PathBuf,
+    pub recorder: Recorder,
+    /// Behind a lock so a test can stop and restart a service while the browser is in use.
+    pub pipeline: Mutex<Pipeline>,
+    pub browser: Browser,
+}
+
+impl World {
+    pub async fn start(name: &str) -> Self {
+        let stack = Stack::from_env();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        // Letters only: the anonymizer scrubs long digit runs from conversion tags.
+        let site: String = "TAG"
+            .chars()
+            .chain(run[..10].chars().map(|c| match c.to_digit(10) {
+                Some(d) => char::from(b'g' + d as u8),
+                None => c,
+            }))
+            .collect();
+        let recorder = Recorder::start().await;
+        let conversion_tag = format!("{site}1");
+        let sites = sites_file(
+            &stack,
+            name,
+            &[(
+                &site,
+                &[recorder.origin.as_str()],
+                &[conversion_tag.as_str()],
+            )],
+        );
+        // A session closes 20 s after its last event: the sessionizer's idle clock runs
+        // 31 minutes ahead (negative margin), standing in for the 30-minute gap a real
+        // visit waits out.
+        let env = vec![
+            ("EXATOM_DEMO_SITE", site.clone()),
+            ("EXATOM_LATENESS_MS", "20000".to_owned()),
+            ("EXATOM_IDLE_MARGIN_MS", (-31 * 60_000).to_string()),
+        ];
+        let pipeline = Pipeline::start(&stack, &sites, &env).await;
+        recorder.forward_to(&pipeline.collector_url);
+        let browser = Browser::start(&stack.state).await;
+        World {
+            stack,
+            run,
+            site,
+            env,
+            sites,
+            recorder,
+            pipeline: Mutex::new(pipeline),
+            browser,
+        }
+    }
+
+    pub fn demo(&self, page: &str) -> String {
+        format!("{}/demo/{page}", self.recorder.origin)
+    }
+
+    /// A string no page, label or figure holds: what a visitor types.
+    pub fn marker(&self, what: &str) -> String {
+        format!("{what}{}", &self.run[8..20])
+    }
+
+    /// Events the collector answered 202 for.
+    pub fn accepted(&self) -> Vec<Value> {
+        self.recorder.events(202)
+    }
+
+    pub async fn wait_accepted(&self, what: &str, check: impl Fn(&Value) -> bool) {
+        wait_until(Duration::from_secs(30), what, || async {
+            self.accepted().iter().any(&check)
+        })
+        .await;
+    }
+
+    pub async fn query(&self, sql: &str) -> String {
+        let sql = sql.replace("{site}", &self.site);
+        self.stack.query(&sql).await.trim().to_owned()
+    }
+}
+
+pub fn is(event: &Value, kind: &str, form: &str) -> bool {
+    event["type"] == kind && event["form"]["name"] == form
+}
+
+pub fn form_event(event: &Value, form: &str, kind: &str) -> bool {
+    is(event, "form_event", form) && event["event"] == kind
+}
+
+/// None of `needles` left the browser: not in any request's target or body.
+pub fn assert_not_sent(world: &World, needles: &[String]) {
+    let exchanges = world.recorder.exchanges();
+    assert!(exchanges.iter().any(|x| x.batch().is_some()));
+    for x in &exchanges {
+        for needle in needles {
+            assert!(
+                !x.target.contains(needle.as_str()) && !contains(&x.body, needle),
+                "{needle} left the browser: {} {}",
+                x.method,
+                x.target
+            );
+        }
+    }
+}
+
+/// Every place a typed string could leak to: the requests the browser made (targets and
+/// bodies), every topic, every table.
+pub async fn assert_nowhere(world: &World, needles: &[String]) {
+    assert_not_sent(world, needles);
+    for topic in TOPICS {
+        for (key, value) in world.stack.topic_records(topic) {
+            for needle in needles {
+                assert!(
+                    !contains(&key, needle) && !contains(&value, needle),
+                    "{needle} found in {topic}"
+                );
+            }
+        }
+    }
+    let tables = world
+        .query("SELECT name FROM system.tables WHERE database = 'exatom' AND engine LIKE '%MergeTree%'")
+        .await;
+    for table in tables.lines() {
+        let dump = world
+            .stack
+            .query(&format!("SELECT * FROM exatom.{table}"))
+            .await;
+        for needle in needles {
+            assert!(
+                !dump.contains(needle.as_str()),
+                "{needle} found in table {table}"
+            );
+        }
+    }
+}
+
+/// Every 202 took all its events: the tag writes what the wire contract asks.
+pub fn assert_nothing_rejected(world: &World) {
+    for x in world.recorder.exchanges() {
+        if x.batch().is_some() && x.status == 202 {
+            let answer: Value = serde_json::from_slice(&x.response).unwrap();
+            assert_eq!(answer["rejected"], serde_json::json!([]), "{answer}");
+        }
+    }
+}
+
+/// A browser or service that hangs fails the test instead of stalling the suite.
+pub async fn within(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(240), test)
+        .await
+        .expect("the test finishes within 4 minutes");
+}
