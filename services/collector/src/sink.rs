@@ -104,12 +104,18 @@ impl RawSink {
         }
         let started = Instant::now();
         let mut deliveries = Vec::with_capacity(events.len());
+        let mut payload = Vec::with_capacity(512);
+        // The events of one request share site, address and user agent: one key, hashed once.
+        let mut key = String::new();
+        let mut keyed: Option<&RawEvent> = None;
         for event in events {
-            let payload = self
-                .encoder
-                .encode(event)
+            self.encoder
+                .encode_into(event, &mut payload)
                 .map_err(|e| SinkError::Delivery(e.to_string()))?;
-            let key = partition_key(&event.site, &event.ip, &event.user_agent);
+            if !keyed.is_some_and(|k| same_visitor(k, event)) {
+                key = partition_key(&event.site, &event.ip, &event.user_agent);
+                keyed = Some(event);
+            }
             let record = FutureRecord::to(RAW_TOPIC).key(&key).payload(&payload);
             match self.producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
@@ -144,6 +150,10 @@ impl RawSink {
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
     }
+}
+
+fn same_visitor(a: &RawEvent, b: &RawEvent) -> bool {
+    a.site == b.site && a.ip == b.ip && a.user_agent == b.user_agent
 }
 
 async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
