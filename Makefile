@@ -24,7 +24,7 @@ help:
 	@echo "make stop    stop it (data kept in .local/run)"
 	@echo "make test    formatting, lints, unit tests, integration tests on a real stack"
 	@echo "make bench   criterion benchmarks of the hot paths"
-	@echo "make fuzz    fuzz the collector's body decoder for 60 s (nightly + cargo-fuzz)"
+	@echo "make fuzz    fuzz the collector's body decoder for 60 s (installs cargo-fuzz if missing)"
 
 .PHONY: build
 build:
@@ -87,6 +87,12 @@ bench:
 bench-queries: build
 	services/aggregator/bench/query_pack.sh
 
+# cargo-fuzz needs nightly-only rustc flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain
+# accept them (nightly cannot be installed here). Bounded: FUZZ_SECONDS of fuzzing.
+FUZZ_SECONDS ?= 60
 .PHONY: fuzz
 fuzz:
-	cd fuzz && $(CARGO) +nightly fuzz run body_decoder -- -max_total_time=60
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/body_decoder
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run body_decoder fuzz/corpus/body_decoder fuzz/seeds -- \
+		-max_total_time=$(FUZZ_SECONDS) -dict=fuzz/body_decoder.dict -rss_limit_mb=1024

@@ -34,9 +34,16 @@ fn collector(c: &mut Criterion) {
                 conversion_tags: &[],
             };
             let out = validate(&parsed, &received, &limits);
+            // As the sink does: one key per request, one buffer for every event's bytes.
+            black_box(partition_key(
+                &parsed.site,
+                received.ip,
+                received.user_agent,
+            ));
+            let mut payload = Vec::with_capacity(512);
             for e in &out.events {
-                black_box(partition_key(&e.site, &e.ip, &e.user_agent));
-                black_box(encoder.encode(e).unwrap());
+                encoder.encode_into(e, &mut payload).unwrap();
+                black_box(&payload);
             }
         })
     });

@@ -4,7 +4,8 @@
 //! on its own: invalid ones are listed with a reason, valid ones are kept. Values other than
 //! `""` and `"*"` are replaced by `"*"` here, before anything is written or logged.
 
-use chrono::DateTime;
+use std::borrow::Cow;
+
 use exatom_shared::model::{
     EventBody, EventKind, FieldRef, Form, FormEventKind, FormField, RawEvent, TooltipAction,
 };
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::limits::Limits;
+use checks::{bounded, bounded_str, canonical_uuid, json_error, parse_time, url_field};
 
 /// Why a whole body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,8 +80,17 @@ pub struct Validated {
 
 /// Parses the envelope: 400-class problems surface here.
 pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, BatchError> {
-    let envelope: Envelope<'a> =
-        serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        BatchError::Malformed(format!("not valid UTF-8 (at byte {})", e.valid_up_to()))
+    })?;
+    // serde would also read an array as the envelope's fields in order: refuse it plainly.
+    if !text.trim_start().starts_with('{') {
+        return Err(BatchError::Malformed(
+            "expected a JSON object {\"site\", \"sent_at\", \"events\"}".into(),
+        ));
+    }
+    let envelope: Envelope<'a> = serde_json::from_str(text)
+        .map_err(|e| BatchError::Malformed(json_error::<Envelope>(text, e)))?;
     if !valid_site_code(&envelope.site) {
         return Err(BatchError::Malformed(
             "`site` must be 2 to 32 characters of A-Z, a-z, 0-9, _ or -".into(),
@@ -115,8 +126,10 @@ pub fn validate(parsed: &Parsed<'_>, received: &Received<'_>, limits: &Limits) -
         events: Vec::with_capacity(parsed.events.len()),
         ..Validated::default()
     };
+    let mut last_url = String::new();
     for (index, raw) in parsed.events.iter().enumerate() {
-        match validate_event(raw.get(), parsed, received, limits, &mut out.values_masked) {
+        let masked = &mut out.values_masked;
+        match validate_event(raw.get(), parsed, received, limits, masked, &mut last_url) {
             Ok(event) => out.events.push(event),
             Err((code, detail)) => out.rejected.push(Rejection {
                 index,
@@ -130,27 +143,34 @@ pub fn validate(parsed: &Parsed<'_>, received: &Received<'_>, limits: &Limits) -
 
 type Invalid = (&'static str, String);
 
+/// One event as sent. What is only looked at (never stored as sent) borrows from the body.
 #[derive(Deserialize)]
-struct WireEvent {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    ts: String,
+struct WireEvent<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
     page: Option<String>,
     title: Option<String>,
     referrer: Option<String>,
     form: Option<WireForm>,
-    event: Option<String>,
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
     seq: Option<i64>,
     field: Option<WireField>,
-    value: Option<String>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
     tag: Option<String>,
     transaction_id: Option<String>,
     revenue: Option<f64>,
     currency: Option<String>,
-    action: Option<String>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
     trigger: Option<String>,
-    tooltip_id: Option<String>,
+    #[serde(borrow)]
+    tooltip_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,13 +206,16 @@ fn validate_event(
     received: &Received<'_>,
     limits: &Limits,
     values_masked: &mut usize,
+    last_url: &mut String,
 ) -> Result<RawEvent, Invalid> {
-    let wire: WireEvent = serde_json::from_str(json).map_err(|e| ("malformed", e.to_string()))?;
-    let event_id = uuid::Uuid::try_parse(&wire.id)
-        .map_err(|_| ("invalid_id", "`id` must be a UUID".to_owned()))?
-        .hyphenated()
-        .to_string();
-    let kind = match wire.kind.as_str() {
+    if !json.trim_start().starts_with('{') {
+        return Err(("malformed", "an event must be a JSON object".into()));
+    }
+    let wire: WireEvent =
+        serde_json::from_str(json).map_err(|e| ("malformed", json_error::<WireEvent>(json, e)))?;
+    let event_id =
+        canonical_uuid(&wire.id).ok_or_else(|| ("invalid_id", "`id` must be a UUID".to_owned()))?;
+    let kind = match &*wire.kind {
         "page_view" => EventKind::PageView,
         "form_view" => EventKind::FormView,
         "form_event" => EventKind::FormEvent,
@@ -225,11 +248,11 @@ fn validate_event(
         bounded(name, v, limits.max_string_chars)
     };
     let mut body = EventBody {
-        page: url_field("page", wire.page, limits)?,
+        page: url_field("page", wire.page, limits, last_url)?,
         title: text("title", wire.title)?,
         referrer: match wire.referrer {
             Some(r) if r.is_empty() => None,
-            other => url_field("referrer", other, limits)?,
+            other => url_field("referrer", other, limits, last_url)?,
         },
         ..EventBody::default()
     };
@@ -279,7 +302,7 @@ fn validate_event(
             };
             body.value = match (wire.value, event) {
                 (_, FormEventKind::Focus) | (None, _) => None,
-                (Some(v), _) => Some(mask_value(v, values_masked)),
+                (Some(v), _) => Some(mask_value(&v, values_masked)),
             };
         }
         EventKind::Conversion => {
@@ -336,13 +359,12 @@ fn validate_event(
                     ))?,
             );
             let tooltip_id = wire.tooltip_id.unwrap_or_default();
-            let tooltip_id = uuid::Uuid::try_parse(&tooltip_id).map_err(|_| {
+            body.tooltip_id = Some(canonical_uuid(&tooltip_id).ok_or_else(|| {
                 (
                     "invalid_tooltip_id",
                     "`tooltip_id` must be a UUID".to_owned(),
                 )
-            })?;
-            body.tooltip_id = Some(tooltip_id.hyphenated().to_string());
+            })?);
             body.form = wire.form.map(|f| form_of(f, false, limits)).transpose()?;
         }
     }
@@ -362,11 +384,13 @@ fn validate_event(
 }
 
 /// The privacy rule at the edge: a value is only ever `""` (empty) or `"*"` (holds data).
-pub fn mask_value(value: String, masked: &mut usize) -> String {
-    if value.is_empty() || value == "*" {
-        value
+pub fn mask_value(value: &str, masked: &mut usize) -> String {
+    if value.is_empty() {
+        String::new()
     } else {
-        *masked += 1;
+        if value != "*" {
+            *masked += 1;
+        }
         "*".to_owned()
     }
 }
@@ -443,45 +467,7 @@ fn field_of(field: WireField, limits: &Limits) -> Result<FieldRef, Invalid> {
     })
 }
 
-fn bounded(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
-    value.map(|v| bounded_str(name, v, max)).transpose()
-}
-
-fn bounded_str(name: &str, value: String, max: usize) -> Result<String, Invalid> {
-    if value.len() > max && value.chars().count() > max {
-        return Err((
-            "too_long",
-            format!("`{name}` is longer than {max} characters"),
-        ));
-    }
-    if value.contains('\0') {
-        return Err(("invalid_text", format!("`{name}` contains a NUL character")));
-    }
-    Ok(value)
-}
-
-fn url_field(
-    name: &str,
-    value: Option<String>,
-    limits: &Limits,
-) -> Result<Option<String>, Invalid> {
-    let Some(value) = bounded(name, value, limits.max_url_chars)? else {
-        return Ok(None);
-    };
-    match url::Url::parse(&value) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(value)),
-        _ => Err((
-            "invalid_url",
-            format!("`{name}` must be an absolute http(s) URL"),
-        )),
-    }
-}
-
-fn parse_time(text: &str) -> Result<i64, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| "must be an RFC 3339 time such as 2026-11-23T10:00:05.120Z".to_owned())
-}
+mod checks;
 
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,12 @@ impl RawEncoder {
     pub fn encode(&self, event: &RawEvent) -> Result<Vec<u8>, CodecError> {
         self.codec.encode(event)
     }
+
+    /// Encodes into `out` (cleared first): one buffer serves a whole batch.
+    pub fn encode_into(&self, event: &RawEvent, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.clear();
+        self.codec.encode_into(event, out)
+    }
 }
 
 /// `site:` + 16 hex digits of SHA-256(ip, user agent): one visitor's events land on one

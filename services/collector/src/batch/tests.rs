@@ -272,6 +272,63 @@ fn envelope_problems_are_refused_whole_with_the_field_named() {
 }
 
 #[test]
+fn refusals_name_the_field_and_the_byte() {
+    let err = run(json!({"site": 7, "sent_at": SENT_AT, "events": [page_view(1)]})).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("body is not a batch: `site`: invalid type: integer `7`"),
+        "{err}"
+    );
+    let err = run(json!({"site": "DEMO", "sent_at": SENT_AT, "events": {"a": 1}})).unwrap_err();
+    assert!(
+        err.to_string().contains("`events`: invalid type: map"),
+        "{err}"
+    );
+    // Without a field to blame, serde's own message (with its position) is kept.
+    let body = format!(r#"{{"site":"DEMO","sent_at":"{SENT_AT}","events":[]}} trailing"#);
+    let err = parse(body.as_bytes(), &Limits::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("trailing characters at line 1 column 66"),
+        "{err}"
+    );
+    let err = parse(b"{\"site\":\"DE\xffMO\"}", &Limits::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "body is not a batch: not valid UTF-8 (at byte 11)"
+    );
+
+    for not_an_object in [&b"[1, 2]"[..], b" \"DEMO\"", b""] {
+        let err = parse(not_an_object, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+    }
+    let deep = format!(
+        r#"{{"site":"DEMO","sent_at":"{SENT_AT}","events":[{}{}]}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let parsed = parse(deep.as_bytes(), &Limits::default()).unwrap();
+    let out = validate(&parsed, &received(), &Limits::default());
+    assert_eq!(out.rejected[0].detail, "an event must be a JSON object");
+
+    let mut wrong = form_event(1, "input", Some("*"));
+    wrong["seq"] = json!("seven");
+    wrong["field"]["order"] = json!("first");
+    let out = run(batch(vec![wrong])).unwrap();
+    assert_eq!(out.rejected[0].code, "malformed");
+    assert!(
+        out.rejected[0]
+            .detail
+            .starts_with("`field.order`: invalid type: string \"first\", expected i32")
+            || out.rejected[0]
+                .detail
+                .starts_with("`seq`: invalid type: string \"seven\", expected i64"),
+        "{}",
+        out.rejected[0].detail
+    );
+}
+
+#[test]
 fn deep_nesting_is_refused_not_overflowed() {
     // Skipped values are walked without recursion; the event itself is simply invalid.
     let deep = format!("{}1{}", "{\"deep\":".repeat(100_000), "}".repeat(100_000));
