@@ -9,8 +9,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use exatom_aggregator::rollup::{bind, Param};
 use exatom_e2e::{rfc3339, sites_file, wait_until, Pipeline, Service, Stack};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
@@ -476,20 +474,7 @@ async fn golden_stream_gives_hand_worked_figures_and_a_second_delivery_changes_n
         .filter(|(key, _)| key.starts_with(format!("{site}:").as_bytes()))
         .collect();
     assert_eq!(ours.len(), 7, "one record per visitor's session");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.brokers)
-        .create()
-        .unwrap();
-    for (key, value) in &ours {
-        producer
-            .send(
-                FutureRecord::to("exatom.sessions").key(key).payload(value),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
+    stack.redeliver("exatom.sessions", &ours).await;
     // Rows are counted after their batch's rollups are recomputed.
     wait_until(
         Duration::from_secs(60),

@@ -16,11 +16,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use exatom_collector::encoder::partition_key;
-use exatom_e2e::{contains, rfc3339, wait_until, Stack};
+use exatom_e2e::{contains, rfc3339, wait_until, Outage, Part, Stack};
 use serde_json::Value;
-use support::{
-    batch, event_id, form_event, new_site, page_view, raw_records, BrokerOutage, Collector,
-};
+use support::{batch, event_id, form_event, new_site, page_view, raw_records, Collector};
 
 #[tokio::test]
 async fn accepted_events_land_once_in_visitor_order_masked_and_skew_corrected() {
@@ -373,7 +371,7 @@ async fn while_the_broker_is_away_the_answer_is_503_then_it_recovers_by_itself()
         assert_eq!(browser.send_oldest().await, 202);
     }
 
-    let mut outage = BrokerOutage::begin(&stack);
+    let mut outage = Outage::begin(&stack, Part::Broker);
     // New batches keep coming; every answer is 202 or 503, none hangs.
     let mut consecutive_503 = 0;
     let mut tries = 0;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 
 /// The stack the tests run against, from the environment `make integration` sets.
@@ -49,8 +50,17 @@ impl Stack {
         text
     }
 
-    /// Every record of a topic, from the beginning.
+    /// Every record of a topic, from the beginning: (key, value).
     pub fn topic_records(&self, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.topic_log(topic)
+            .into_iter()
+            .map(|r| (r.key, r.value))
+            .collect()
+    }
+
+    /// Every record of a topic, from the beginning, with where it sits, in offset order
+    /// per partition. Panics if the topic cannot be read to its end within 60 s.
+    pub fn topic_log(&self, topic: &str) -> Vec<Record> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set(
@@ -71,21 +81,53 @@ impl Stack {
         consumer.subscribe(&[topic]).expect("subscribe");
         let mut records = Vec::new();
         let mut ended = std::collections::HashSet::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while ended.len() < partitions && Instant::now() < deadline {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ended.len() < partitions {
+            assert!(Instant::now() < deadline, "{topic} not read to its end");
             match consumer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) => records.push((
-                    m.key().unwrap_or_default().to_vec(),
-                    m.payload().unwrap_or_default().to_vec(),
-                )),
+                Some(Ok(m)) => records.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                }),
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                     ended.insert(p);
                 }
                 _ => {}
             }
         }
+        records.sort_by_key(|r| (r.partition, r.offset));
         records
     }
+
+    /// Produces `records` (key, value) to `topic` again, as an at-least-once redelivery
+    /// would, and waits until the broker has them.
+    pub async fn redeliver(&self, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .expect("producer");
+        for (key, value) in records {
+            producer
+                .send(
+                    FutureRecord::to(topic).key(key).payload(value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("redelivered");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+    }
+}
+
+/// One record of a topic and where it sits.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 /// A service process, stopped with SIGTERM (and then SIGKILL) when dropped.
@@ -311,6 +353,54 @@ pub async fn metric(metrics_url: &str, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// A part of the test stack that an outage test switches off.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    Broker,
+    ClickHouse,
+}
+
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Broker => "broker",
+            Part::ClickHouse => "clickhouse",
+        }
+    }
+}
+
+/// A part of the test stack, stopped; started again by [`Outage::end`] or when dropped,
+/// whatever the test did, so a failing test never leaves the stack down for the next one.
+pub struct Outage<'a> {
+    stack: &'a Stack,
+    part: Part,
+    down: bool,
+}
+
+impl<'a> Outage<'a> {
+    pub fn begin(stack: &'a Stack, part: Part) -> Self {
+        stack_command(stack, &format!("{}-down", part.name()));
+        Outage {
+            stack,
+            part,
+            down: true,
+        }
+    }
+
+    pub fn end(&mut self) {
+        if self.down {
+            stack_command(self.stack, &format!("{}-up", self.part.name()));
+            self.down = false;
+        }
+    }
+}
+
+impl Drop for Outage<'_> {
+    fn drop(&mut self) {
+        self.end();
+    }
 }
 
 /// Runs `deploy/local/stack.sh COMMAND` on the test stack (e.g. `clickhouse-down`, to test

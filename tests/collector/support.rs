@@ -1,19 +1,16 @@
 //! What the collector's tests share: a collector process, browser-like batches, the raw
-//! topic read back with partitions and offsets, raw HTTP for what a client library will not
-//! send, and the test stack's broker switched off and on.
+//! topic read back with partitions and offsets, and raw HTTP for what a client library will
+//! not send.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use exatom_e2e::{sites_file, wait_until, Service, Stack};
 use exatom_shared::avro::raw_event_codec;
 use exatom_shared::model::RawEvent;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 /// A collector process of one test, on its own port.
@@ -111,10 +108,9 @@ pub fn batch(site: &str, sent_at: &str, events: &[Value]) -> String {
     json!({"site": site, "sent_at": sent_at, "events": events}).to_string()
 }
 
-/// One record of `exatom.raw`, where it was stored, and its bytes.
+/// One record of `exatom.raw`, its partition, and its bytes.
 pub struct RawRecord {
     pub partition: i32,
-    pub offset: i64,
     pub key: String,
     pub event: RawEvent,
     pub bytes: Vec<u8>,
@@ -122,52 +118,21 @@ pub struct RawRecord {
 
 /// Every record of `exatom.raw` for `site`, in offset order per partition.
 pub fn raw_records(stack: &Stack, site: &str) -> Vec<RawRecord> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.brokers)
-        .set(
-            "group.id",
-            format!("exatom-collector-test-{}", uuid::Uuid::new_v4()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let partitions = consumer
-        .fetch_metadata(Some("exatom.raw"), Duration::from_secs(10))
-        .expect("metadata")
-        .topics()[0]
-        .partitions()
-        .len();
-    consumer.subscribe(&["exatom.raw"]).expect("subscribe");
     let codec = raw_event_codec();
-    let mut records = Vec::new();
-    let mut ended = std::collections::HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ended.len() < partitions {
-        assert!(Instant::now() < deadline, "exatom.raw not read to its end");
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                let bytes = m.payload().unwrap_or_default();
-                // Other tests may put foreign records on the topic: only ours are decoded.
-                if let Some(event) = codec.decode(bytes).ok().filter(|e| e.site == site) {
-                    records.push(RawRecord {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                        event,
-                        bytes: bytes.to_vec(),
-                    });
-                }
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                ended.insert(p);
-            }
-            _ => {}
-        }
-    }
-    records.sort_by_key(|r| (r.partition, r.offset));
-    records
+    stack
+        .topic_log("exatom.raw")
+        .into_iter()
+        .filter_map(|r| {
+            // Other tests may put foreign records on the topic: only ours are decoded.
+            let event = codec.decode(&r.value).ok().filter(|e| e.site == site)?;
+            Some(RawRecord {
+                partition: r.partition,
+                key: String::from_utf8_lossy(&r.key).into_owned(),
+                event,
+                bytes: r.value,
+            })
+        })
+        .collect()
 }
 
 /// Sends `head` on a fresh connection, then `tail` after `pause` (nothing if `None`:
@@ -217,48 +182,6 @@ pub fn post_head(length: usize) -> Vec<u8> {
         "POST /v1/events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
     )
     .into_bytes()
-}
-
-/// The test stack's broker, stopped; started again when dropped, whatever the test did.
-pub struct BrokerOutage<'a> {
-    stack: &'a Stack,
-    down: bool,
-}
-
-impl<'a> BrokerOutage<'a> {
-    pub fn begin(stack: &'a Stack) -> Self {
-        stack_sh(stack, "broker-down");
-        BrokerOutage { stack, down: true }
-    }
-
-    pub fn end(&mut self) {
-        if self.down {
-            stack_sh(self.stack, "broker-up");
-            self.down = false;
-        }
-    }
-}
-
-impl Drop for BrokerOutage<'_> {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
-fn stack_sh(stack: &Stack, command: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let port = stack
-        .brokers
-        .rsplit(':')
-        .next()
-        .expect("EXATOM_KAFKA_BROKERS is host:port");
-    let status = Command::new(root.join("deploy/local/stack.sh"))
-        .arg(command)
-        .env("EXATOM_STATE", &stack.state)
-        .env("EXATOM_KAFKA_PORT", port)
-        .status()
-        .expect("stack.sh runs");
-    assert!(status.success(), "stack.sh {command} failed");
 }
 
 /// Sends a signal to a process (`kill -<sig> <pid>`).
