@@ -72,13 +72,18 @@ impl Pipeline {
             let mut closed: Vec<ClosedSession> = Vec::new();
             for message in &batch.messages {
                 self.metrics.events_in.inc();
-                let part = match partitions.get_mut(&message.partition()) {
-                    Some(part) => part,
-                    None => {
-                        let part = self.open_partition(message, &shutdown).await?;
-                        partitions.entry(message.partition()).or_insert(part)
-                    }
-                };
+                let p = message.partition();
+                // A partition kept through a rebalance is fetched again from its committed
+                // offset: an offset going back means the state no longer matches the log,
+                // so the partition starts over as it would with a new owner.
+                let fresh = partitions
+                    .get(&p)
+                    .is_none_or(|part| message.offset() < part.next_offset);
+                if fresh {
+                    let part = self.open_partition(message, &shutdown).await?;
+                    partitions.insert(p, part);
+                }
+                let part = partitions.get_mut(&p).expect("opened above");
                 part.caught_up = false;
                 part.next_offset = message.offset() + 1;
                 let mut event = match codec.decode(message.payload().unwrap_or_default()) {
@@ -124,9 +129,16 @@ impl Pipeline {
                 ));
             }
 
-            // The end of a partition is reported after the messages before it.
+            // The end of a partition is reported after the messages before it, but only
+            // once per end offset: after a partition is fetched again it may not come. A
+            // consumer with nothing at all to deliver for a whole poll is caught up too.
             for p in &batch.at_end {
                 if let Some(part) = partitions.get_mut(p) {
+                    part.caught_up = true;
+                }
+            }
+            if batch.messages.is_empty() {
+                for part in partitions.values_mut() {
                     part.caught_up = true;
                 }
             }
