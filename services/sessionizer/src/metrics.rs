@@ -68,7 +68,7 @@ impl SessionizerMetrics {
             )?,
             dlq: IntCounter::new(
                 "exatom_sessionizer_dlq_total",
-                "Undecodable records sent to exatom.dlq",
+                "Records sent to exatom.dlq: undecodable, or ids not written as the pipeline writes them",
             )?,
             consumer_lag: IntGaugeVec::new(
                 Opts::new(
