@@ -63,8 +63,8 @@ pub async fn run(config: AggregatorConfig) -> anyhow::Result<()> {
     result
 }
 
-/// On servers without TTL, drops daily partitions past 90 days. Harmless to run in every
-/// replica: dropping a partition that is already gone does nothing.
+/// On servers without TTL, removes rows past 90 days (`exatom_shared::retention`). Harmless
+/// to run in every replica.
 fn spawn_retention(
     warehouse: Warehouse,
     metrics: metrics::AggregatorMetrics,
@@ -79,12 +79,16 @@ fn spawn_retention(
                 .enforce_retention(chrono::Utc::now().date_naive())
                 .await
             {
-                Ok(dropped) => {
-                    metrics.partitions_dropped.inc_by(dropped.len() as u64);
-                    if !dropped.is_empty() {
+                Ok(report) => {
+                    metrics
+                        .partitions_dropped
+                        .inc_by(report.dropped.len() as u64);
+                    metrics.retention_rows_deleted.inc_by(report.rows_deleted);
+                    if !report.dropped.is_empty() || report.rows_deleted > 0 {
                         tracing::info!(
-                            partitions = dropped.len(),
-                            "retention: dropped daily partitions older than 90 days"
+                            partitions = report.dropped.len(),
+                            rows = report.rows_deleted,
+                            "retention: removed rows older than 90 days"
                         );
                     }
                 }

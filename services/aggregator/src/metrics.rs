@@ -13,6 +13,7 @@ pub struct AggregatorMetrics {
     pub write_retries: IntCounter,
     pub dlq: IntCounter,
     pub partitions_dropped: IntCounter,
+    pub retention_rows_deleted: IntCounter,
     pub consumer_lag: IntGaugeVec,
 }
 
@@ -56,7 +57,11 @@ impl AggregatorMetrics {
             )?,
             partitions_dropped: IntCounter::new(
                 "exatom_aggregator_retention_partitions_dropped_total",
-                "Daily partitions dropped by the 90-day retention task",
+                "Partitions dropped whole by the 90-day retention task (daily ones, and months past it)",
+            )?,
+            retention_rows_deleted: IntCounter::new(
+                "exatom_aggregator_retention_rows_deleted_total",
+                "Rows of days past 90 deleted by the retention task from the month that straddles the cutoff",
             )?,
             consumer_lag: IntGaugeVec::new(
                 Opts::new(
@@ -73,6 +78,7 @@ impl AggregatorMetrics {
         registry.register(Box::new(m.write_retries.clone()))?;
         registry.register(Box::new(m.dlq.clone()))?;
         registry.register(Box::new(m.partitions_dropped.clone()))?;
+        registry.register(Box::new(m.retention_rows_deleted.clone()))?;
         registry.register(Box::new(m.consumer_lag.clone()))?;
         Ok(m)
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod kafka;
 pub mod keys;
 pub mod model;
+pub mod retention;
 pub mod retry;
 pub mod telemetry;
 pub mod time;

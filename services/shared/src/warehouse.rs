@@ -4,8 +4,8 @@
 //! The packaged local server (18.16) has no `TTL` and no `LowCardinality` by default; modern
 //! servers have both. Migrations are written once with two placeholders, rendered per server:
 //! `{lc}` becomes `LowCardinality(String)` or `String`, and `{ttl:EXPR}` becomes
-//! `TTL EXPR + INTERVAL 90 DAY` or nothing (the retention task drops old daily partitions
-//! instead).
+//! `TTL EXPR + INTERVAL 90 DAY` or nothing (the retention task, `retention.rs`, removes old
+//! rows instead).
 
 use std::sync::OnceLock;
 
@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_form_analytics"),
     migration!(3, "0003_daily_rollups"),
     migration!(4, "0004_event_value_presence"),
+    migration!(5, "0005_monthly_rollup_partitions"),
 ];
 
 /// What the server can do, read from `SELECT version()`.
@@ -157,8 +158,8 @@ impl Warehouse {
 
     /// Applies the migrations not yet recorded in `schema_migrations`; returns the versions applied.
     ///
-    /// Re-runnable: every statement is `IF NOT EXISTS`, and a migration is recorded only
-    /// after all its statements succeeded.
+    /// Re-runnable: every migration can run again after stopping halfway (`IF NOT EXISTS`,
+    /// leftovers dropped first), and is recorded only after all its statements succeeded.
     pub async fn migrate(&self) -> Result<Vec<u32>, clickhouse::error::Error> {
         let root = self.client.clone().with_database("default");
         root.query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
@@ -244,44 +245,6 @@ impl Warehouse {
         }
         insert.end().await
     }
-
-    /// Drops daily partitions older than the retention, on servers without `TTL`.
-    /// Returns the `(table, partition)` pairs dropped. A no-op on modern servers.
-    pub async fn enforce_retention(
-        &self,
-        today: chrono::NaiveDate,
-    ) -> Result<Vec<(String, String)>, clickhouse::error::Error> {
-        if self.version.has_ttl() {
-            return Ok(Vec::new());
-        }
-        let cutoff = today - chrono::Days::new(u64::from(RETENTION_DAYS));
-        let parts: Vec<(String, String)> = self
-            .client
-            .query(
-                "SELECT DISTINCT table, partition FROM system.parts \
-                 WHERE database = currentDatabase() AND active AND table != 'schema_migrations'",
-            )
-            .fetch_all()
-            .await?;
-        let mut dropped = Vec::new();
-        for (table, partition) in parts {
-            let day = partition.trim_matches('\'');
-            let Ok(day) = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") else {
-                continue;
-            };
-            if day < cutoff {
-                self.client
-                    .query(&format!(
-                        "ALTER TABLE {table} DROP PARTITION '{}'",
-                        day.format("%Y-%m-%d")
-                    ))
-                    .execute()
-                    .await?;
-                dropped.push((table, day.to_string()));
-            }
-        }
-        Ok(dropped)
-    }
 }
 
 #[cfg(test)]
@@ -331,13 +294,17 @@ mod tests {
     }
 
     #[test]
-    fn old_servers_get_daily_partitions_and_plain_types() {
+    fn old_servers_get_plain_types_and_partitions_the_retention_task_knows() {
         for migration in MIGRATIONS {
             for statement in render(migration.sql, OLD) {
                 assert!(!statement.contains("TTL"), "{statement}");
                 assert!(!statement.contains("LowCardinality"), "{statement}");
                 if statement.contains("MergeTree") {
-                    assert!(statement.contains("PARTITION BY day"), "{statement}");
+                    assert!(
+                        statement.contains("PARTITION BY day\n")
+                            || statement.contains("PARTITION BY toYYYYMM(day)\n"),
+                        "{statement}"
+                    );
                 }
             }
         }

@@ -2,7 +2,7 @@
 //!
 //! - `topics`: create the topic chain with its partitions and retention configs;
 //! - `migrate`: apply the ClickHouse migrations the server has not seen;
-//! - `retention`: drop daily partitions past 90 days on servers without TTL;
+//! - `retention`: remove rows past 90 days on servers without TTL;
 //! - `render-ddl modern|legacy`: print the rendered migrations (for review, or to run elsewhere).
 
 use anyhow::{bail, Context};
@@ -60,10 +60,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("retention") => {
             let wh = Warehouse::connect(&(&cfg.endpoints).into()).await?;
-            let dropped = wh
+            let report = wh
                 .enforce_retention(chrono::Utc::now().date_naive())
                 .await?;
-            println!("dropped {} partitions: {dropped:?}", dropped.len());
+            println!(
+                "dropped {} partitions: {:?}; deleting {} rows of older days",
+                report.dropped.len(),
+                report.dropped,
+                report.rows_deleted
+            );
         }
         Some("render-ddl") => {
             let version = match args.get(1).map(String::as_str) {

@@ -1,0 +1,191 @@
+//! The 90-day retention on servers without `TTL` (the packaged 18.16): old partitions are
+//! dropped whole, and the month that straddles the cutoff loses its older days.
+//!
+//! Every table is partitioned by its `day` column, by day (event and session tables) or by
+//! month (`toYYYYMM(day)`, the dashboard rollups: a year of one form then opens 12 parts, not
+//! 365). A test in `warehouse` holds every migration to that rule.
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::warehouse::{Warehouse, RETENTION_DAYS};
+
+/// What the retention task does with one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Every row is past the retention: `ALTER TABLE … DROP PARTITION <literal>`.
+    Drop(String),
+    /// A month holding days on both sides of the cutoff: delete the rows before it.
+    DeleteOlderDays,
+}
+
+/// The first day kept on `today`.
+pub fn cutoff(today: NaiveDate) -> NaiveDate {
+    today - chrono::Days::new(u64::from(RETENTION_DAYS))
+}
+
+/// Plans one partition, given as `system.parts.partition` shows it (`'2026-08-16'` for a
+/// daily partition, `202608` for a monthly one). Anything else is left alone.
+pub fn plan(partition: &str, cutoff: NaiveDate) -> Option<Step> {
+    let daily = partition.trim_matches('\'');
+    if let Ok(day) = NaiveDate::parse_from_str(daily, "%Y-%m-%d") {
+        return (day < cutoff).then(|| Step::Drop(format!("'{daily}'")));
+    }
+    if partition.len() != 6 || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let month: u32 = partition.parse().ok()?;
+    let first = NaiveDate::from_ymd_opt((month / 100) as i32, month % 100, 1)?;
+    let next = first.checked_add_months(chrono::Months::new(1))?;
+    if next <= cutoff {
+        Some(Step::Drop(partition.to_owned()))
+    } else if first < cutoff {
+        Some(Step::DeleteOlderDays)
+    } else {
+        None
+    }
+}
+
+/// What one pass of the retention task did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// `(table, partition)` pairs dropped whole.
+    pub dropped: Vec<(String, String)>,
+    /// Rows deleted from straddling months (the deletion itself finishes in the background).
+    pub rows_deleted: u64,
+}
+
+impl Warehouse {
+    /// Applies the retention on servers without `TTL`; a no-op on modern servers. Safe to run
+    /// in every replica at once: dropping a partition that is gone does nothing, and a month
+    /// whose deletion is still running is not asked again.
+    pub async fn enforce_retention(
+        &self,
+        today: NaiveDate,
+    ) -> Result<Report, clickhouse::error::Error> {
+        let mut report = Report::default();
+        if self.version.has_ttl() {
+            return Ok(report);
+        }
+        let cutoff = cutoff(today);
+        let parts: Vec<(String, String)> = self
+            .client
+            .query(
+                "SELECT DISTINCT table, partition FROM system.parts \
+                 WHERE database = currentDatabase() AND active AND table != 'schema_migrations'",
+            )
+            .fetch_all()
+            .await?;
+        for (table, partition) in parts {
+            match plan(&partition, cutoff) {
+                Some(Step::Drop(literal)) => {
+                    self.client
+                        .query(&format!("ALTER TABLE {table} DROP PARTITION {literal}"))
+                        .execute()
+                        .await?;
+                    report.dropped.push((table, partition));
+                }
+                Some(Step::DeleteOlderDays) => {
+                    report.rows_deleted += self.delete_older_days(&table, cutoff).await?;
+                }
+                None => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// Deletes the rows before `cutoff` (a mutation: 18.16 rewrites the table's parts in the
+    /// background). Returns how many rows that is.
+    async fn delete_older_days(
+        &self,
+        table: &str,
+        cutoff: NaiveDate,
+    ) -> Result<u64, clickhouse::error::Error> {
+        let running: u64 = self
+            .client
+            .query(
+                "SELECT count() FROM system.mutations \
+                 WHERE database = currentDatabase() AND table = ? AND is_done = 0",
+            )
+            .bind(table)
+            .fetch_one()
+            .await?;
+        if running > 0 {
+            return Ok(0);
+        }
+        let before = format!("toDate('{}')", cutoff.format("%Y-%m-%d"));
+        let rows: u64 = self
+            .client
+            .query(&format!(
+                "SELECT count() FROM {table} WHERE toYYYYMM(day) = {} AND day < {before}",
+                cutoff.year() * 100 + cutoff.month() as i32
+            ))
+            .fetch_one()
+            .await?;
+        if rows > 0 {
+            self.client
+                .query(&format!("ALTER TABLE {table} DELETE WHERE day < {before}"))
+                .execute()
+                .await?;
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn the_cutoff_keeps_ninety_days_before_today() {
+        assert_eq!(cutoff(day("2026-11-24")), day("2026-08-26"));
+    }
+
+    #[test]
+    fn daily_partitions_before_the_cutoff_are_dropped() {
+        let cutoff = day("2026-08-26");
+        assert_eq!(
+            plan("'2026-08-25'", cutoff),
+            Some(Step::Drop("'2026-08-25'".into()))
+        );
+        assert_eq!(plan("'2026-08-26'", cutoff), None);
+        assert_eq!(plan("'2026-11-24'", cutoff), None);
+    }
+
+    #[test]
+    fn months_are_dropped_whole_only_when_their_last_day_is_past() {
+        let cutoff = day("2026-08-26");
+        assert_eq!(plan("202607", cutoff), Some(Step::Drop("202607".into())));
+        assert_eq!(plan("202512", cutoff), Some(Step::Drop("202512".into())));
+        assert_eq!(plan("202608", cutoff), Some(Step::DeleteOlderDays));
+        assert_eq!(plan("202609", cutoff), None);
+        // A cutoff on the first of a month: the month before goes whole, nothing straddles.
+        let first = day("2026-09-01");
+        assert_eq!(plan("202608", first), Some(Step::Drop("202608".into())));
+        assert_eq!(plan("202609", first), None);
+        // The last day of a month as cutoff: that month keeps one day.
+        assert_eq!(
+            plan("202608", day("2026-08-31")),
+            Some(Step::DeleteOlderDays)
+        );
+    }
+
+    #[test]
+    fn anything_else_is_left_alone() {
+        let cutoff = day("2026-08-26");
+        for partition in [
+            "tuple()",
+            "",
+            "2026",
+            "202613",
+            "20260",
+            "'yesterday'",
+            "2026-08",
+        ] {
+            assert_eq!(plan(partition, cutoff), None, "{partition}");
+        }
+    }
+}
