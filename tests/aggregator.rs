@@ -421,6 +421,7 @@ async fn golden_stream_gives_hand_worked_figures_and_a_second_delivery_changes_n
         "form_daily",
         "form_segment_daily",
         "field_daily",
+        "field_segment_daily",
         "tooltips_daily",
         "conversions_daily",
         "conversion_segment_daily",
@@ -429,7 +430,7 @@ async fn golden_stream_gives_hand_worked_figures_and_a_second_delivery_changes_n
     .join(", ");
     let settled = format!("SELECT {settled}");
     wait_until(Duration::from_secs(120), "rollups complete", || async {
-        stack.query(&settled).await.trim() == "7\t7\t14\t4\t10\t10"
+        stack.query(&settled).await.trim() == "7\t7\t14\t14\t4\t10\t10"
     })
     .await;
 
@@ -526,6 +527,7 @@ async fn days_past_ninety_are_removed_on_the_packaged_server() {
         "form_daily",
         "form_segment_daily",
         "field_daily",
+        "field_segment_daily",
         "conversions_daily",
         "conversion_segment_daily",
         "tooltips_daily",

@@ -19,7 +19,7 @@ FROM
         FROM field_daily
         WHERE site = {site:String} AND form_key = {form:String}
           AND day >= {from:Date} AND day <= {to:Date}
-        GROUP BY field_key, day, device_class, country, browser_family
+        GROUP BY field_key, day
     )
     GROUP BY field_key
 )

@@ -1,14 +1,11 @@
--- Recomputes the field_daily rows of one site and day for the forms a batch touched.
--- Parameters: {site:String}, {day:Date}, {keys:Array(String)} (form keys).
+-- Recomputes the field_daily rows (all segments together) of one site and day for the forms
+-- a batch touched. Parameters: {site:String}, {day:Date}, {keys:Array(String)} (form keys).
 INSERT INTO field_daily
 SELECT
     site,
     day,
     form_key,
     field_key,
-    device_class,
-    country,
-    browser_family,
     count() AS interactions,
     sum(abandoned) AS abandons,
     sum(time_spent_ms) AS time_spent_ms,
@@ -19,4 +16,4 @@ SELECT
     count() AS version
 FROM field_interactions FINAL
 WHERE site = {site:String} AND day = {day:Date} AND form_key IN {keys:Array(String)}
-GROUP BY site, day, form_key, field_key, device_class, country, browser_family
+GROUP BY site, day, form_key, field_key

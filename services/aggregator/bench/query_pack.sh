@@ -17,7 +17,9 @@ q() { curl -fsS "$URL/?database=$DB" --data-binary "$1"; }
 curl -fsS "$URL/" --data-binary "DROP DATABASE IF EXISTS $DB" >/dev/null
 EXATOM_CLICKHOUSE_URL=$URL EXATOM_CLICKHOUSE_DATABASE=$DB "$BIN/exatom-admin" migrate >&2
 
-# n = day + 365 * (form + 100 * segment); a row's states merge 8 (forms) or 4 (fields) values.
+# n = day + 365 * (form + 100 * segment). A median state holds one value per session that had
+# one, as in production: 20 per segment or field row (at most its starts or interactions,
+# 20-29), 360 per form or field row without segments (18 segments).
 SEGMENT="arrayElement(['desktop', 'mobile', 'tablet'], intDiv(n, 36500) % 3 + 1),
     arrayElement(['NL', 'DE', 'FR'], intDiv(n, 109500) % 3 + 1),
     arrayElement(['Chrome', 'Firefox'], intDiv(n, 328500) % 2 + 1)"
@@ -26,18 +28,23 @@ FORM="concat('form_', toString(intDiv(n, 365) % 100))"
 start=$(date +%s.%N)
 q "INSERT INTO form_segment_daily SELECT 'BENCH', $DAY, $FORM, $SEGMENT,
     40 + n % 20, 20 + n % 10, 10 + n % 5, 5 + n % 3, 5 + n % 3, (5 + n % 3) * 60000, state, 40 + n % 20
-  FROM (SELECT intDiv(number, 8) AS n, quantileExactState(toInt64(cityHash64(number) % 20000)) AS state
-        FROM numbers(657000 * 8) GROUP BY n)"
+  FROM (SELECT intDiv(number, 20) AS n, quantileExactState(toInt64(cityHash64(number) % 20000)) AS state
+        FROM numbers(657000 * 20) GROUP BY n)"
 q "INSERT INTO form_daily SELECT 'BENCH', $DAY, $FORM,
     18 * (40 + n % 20), 18 * (20 + n % 10), 18 * (10 + n % 5), 18 * (5 + n % 3), 18 * (5 + n % 3),
     18 * (5 + n % 3) * 60000, state, 18 * (40 + n % 20)
-  FROM (SELECT intDiv(number, 144) AS n, quantileExactState(toInt64(cityHash64(number) % 20000)) AS state
-        FROM numbers(36500 * 144) GROUP BY n)"
-q "INSERT INTO field_daily SELECT 'BENCH', $DAY, $FORM, concat('field_', toString(f)), $SEGMENT,
-    20 + n % 10, n % 4, (20 + n % 10) * 3000, state, n % 3, n % 2, n % 5, 20 + n % 10
-  FROM (SELECT intDiv(number, 20) AS n, intDiv(number, 4) % 5 AS f,
+  FROM (SELECT intDiv(number, 360) AS n, quantileExactState(toInt64(cityHash64(number) % 20000)) AS state
+        FROM numbers(36500 * 360) GROUP BY n)"
+q "INSERT INTO field_daily SELECT 'BENCH', $DAY, $FORM, concat('field_', toString(f)),
+    18 * (20 + n % 10), 18 * (n % 4), 18 * (20 + n % 10) * 3000, state, 18 * (n % 3), 18 * (n % 2), 18 * (n % 5), 18 * (20 + n % 10)
+  FROM (SELECT intDiv(number, 1800) AS n, intDiv(number, 360) % 5 AS f,
                quantileExactState(toInt64(cityHash64(number) % 8000)) AS state
-        FROM numbers(657000 * 20) GROUP BY n, f)"
+        FROM numbers(36500 * 1800) GROUP BY n, f)"
+q "INSERT INTO field_segment_daily SELECT 'BENCH', $DAY, $FORM, concat('field_', toString(f)), $SEGMENT,
+    20 + n % 10, n % 4, (20 + n % 10) * 3000, state, n % 3, n % 2, n % 5, 20 + n % 10
+  FROM (SELECT intDiv(number, 100) AS n, intDiv(number, 20) % 5 AS f,
+               quantileExactState(toInt64(cityHash64(number) % 8000)) AS state
+        FROM numbers(657000 * 100) GROUP BY n, f)"
 q "INSERT INTO conversion_segment_daily SELECT 'BENCH', $DAY, if(intDiv(n, 365) % 100 = 99, '', $FORM), $SEGMENT,
     5 + n % 3, (5 + n % 3) * 19.5, 5 + n % 3
   FROM (SELECT number AS n FROM numbers(657000))"
@@ -47,11 +54,12 @@ q "INSERT INTO conversions_daily SELECT 'BENCH', $DAY, if(intDiv(n, 365) % 100 =
 q "INSERT INTO tooltips_daily SELECT 'BENCH', $DAY, concat('Trigger', toString(intDiv(n, 365) % 5)), $SEGMENT,
     30, 5, 10, 45
   FROM (SELECT number AS n FROM numbers(657000) WHERE intDiv(n, 365) % 100 < 5)"
-for t in form_daily form_segment_daily field_daily conversions_daily conversion_segment_daily tooltips_daily; do q "OPTIMIZE TABLE $t FINAL" >/dev/null; done
+for t in form_daily form_segment_daily field_daily field_segment_daily conversions_daily conversion_segment_daily tooltips_daily; do q "OPTIMIZE TABLE $t FINAL" >/dev/null; done
 printf 'loaded in %.0f s: ' "$(echo "$(date +%s.%N) - $start" | bc)"
 q "SELECT concat(toString((SELECT count() FROM form_daily)), ' form_daily rows, ',
   toString((SELECT count() FROM form_segment_daily)), ' form_segment_daily rows, ',
   toString((SELECT count() FROM field_daily)), ' field_daily rows, ',
+  toString((SELECT count() FROM field_segment_daily)), ' field_segment_daily rows, ',
   toString((SELECT uniqExact(day) FROM form_daily)), ' days')"
 
 render() {

@@ -36,6 +36,8 @@ pub const FORM_DAILY: Rollup = rollup!("form_daily");
 pub const FORM_SEGMENT_DAILY: Rollup = rollup!("form_segment_daily");
 /// Recomputed from `field_interactions` for touched forms.
 pub const FIELD_DAILY: Rollup = rollup!("field_daily");
+/// `FIELD_DAILY` per device class, country and browser family.
+pub const FIELD_SEGMENT_DAILY: Rollup = rollup!("field_segment_daily");
 /// Recomputed from `conversions` for touched attributed forms.
 pub const CONVERSIONS_DAILY: Rollup = rollup!("conversions_daily");
 /// `CONVERSIONS_DAILY` per device class, country and browser family.
@@ -173,6 +175,7 @@ mod tests {
             FORM_DAILY,
             FORM_SEGMENT_DAILY,
             FIELD_DAILY,
+            FIELD_SEGMENT_DAILY,
             CONVERSIONS_DAILY,
             CONVERSION_SEGMENT_DAILY,
             TOOLTIPS_DAILY,

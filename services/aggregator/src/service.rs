@@ -64,6 +64,7 @@ impl Writer {
             (rollup::FORM_DAILY, &touched.forms),
             (rollup::FORM_SEGMENT_DAILY, &touched.forms),
             (rollup::FIELD_DAILY, &touched.forms),
+            (rollup::FIELD_SEGMENT_DAILY, &touched.forms),
             (rollup::CONVERSIONS_DAILY, &conversions),
             (rollup::CONVERSION_SEGMENT_DAILY, &conversions),
             (rollup::TOOLTIPS_DAILY, &touched.tooltips),
