@@ -50,6 +50,19 @@ impl Stack {
         text
     }
 
+    /// Runs a ClickHouse statement that returns nothing (DDL, `INSERT … VALUES`).
+    pub async fn execute(&self, sql: &str) {
+        let response = reqwest::Client::new()
+            .post(&self.clickhouse_url)
+            .body(sql.to_owned())
+            .send()
+            .await
+            .expect("ClickHouse answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{sql}: {status} {text}");
+    }
+
     /// Every record of a topic, from the beginning: (key, value).
     pub fn topic_records(&self, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.topic_log(topic)
