@@ -168,9 +168,21 @@ pub fn session_row(s: &Session) -> SessionRow {
         forms_started: forms_with(&|e| e.form_event.is_some_and(FormEventKind::changes_data)),
         forms_submitted: forms_with(&|e| e.form_event == Some(FormEventKind::Submit)),
         converted: u8::from(!conversions.is_empty()),
-        revenue: conversions.iter().filter_map(|e| e.revenue).sum(),
+        revenue: session_revenue(&conversions),
         version: FINAL_VERSION,
     }
+}
+
+/// The revenue of a session's conversions, each transaction id counted once: a thank-you
+/// page loaded again reports its order again. (Across sessions the rollups count a
+/// transaction once per site.) Conversions without a transaction id all count.
+fn session_revenue(conversions: &[&SessionEvent]) -> f64 {
+    let mut seen = BTreeSet::new();
+    conversions
+        .iter()
+        .filter(|e| e.transaction_id.as_ref().is_none_or(|t| seen.insert(t)))
+        .filter_map(|e| e.revenue)
+        .sum()
 }
 
 /// Encodes closed sessions for `exatom.sessions`: key `site:session_id`.
@@ -325,5 +337,24 @@ mod tests {
         );
         assert_eq!((row.converted, row.revenue), (1, 12.5));
         assert_eq!(row.day, days_since_epoch(day0));
+    }
+
+    #[test]
+    fn a_transaction_reported_again_in_a_session_counts_its_revenue_once() {
+        let conversion = |transaction: Option<&str>, revenue: f64| SessionEvent {
+            transaction_id: transaction.map(str::to_owned),
+            ..ev(EventKind::Conversion, 0, None, None, None, Some(revenue))
+        };
+        let events = [
+            conversion(Some("T-1"), 50.0),
+            conversion(Some("T-1"), 50.0),
+            conversion(Some("T-2"), 20.0),
+            conversion(None, 5.0),
+            conversion(None, 5.0),
+        ];
+        let refs: Vec<&SessionEvent> = events.iter().collect();
+        assert_eq!(session_revenue(&refs), 80.0);
+        assert_eq!(session_revenue(&refs[2..]), 30.0);
+        assert_eq!(session_revenue(&[]), 0.0);
     }
 }
