@@ -114,6 +114,13 @@ fn may_hold_anything(text: &str) -> bool {
     !ascii && text.chars().any(|c| c.is_numeric())
 }
 
+/// Whether `text` holds a digit, a dot and a digit in a row, as every IPv4 address does.
+fn has_dotted_digits(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w[1] == b'.' && w[0].is_ascii_digit() && w[2].is_ascii_digit())
+}
+
 /// One pass per rule, each over the previous pass's output: a candidate one rule turns down
 /// (`std::vector` is no IPv6 address) is still seen whole by the next. Placeholders hold no
 /// digit, `@` or `:`, so no later pass touches them. A pass runs only if the byte its
@@ -138,7 +145,7 @@ fn replace<'t>(text: &'t str, counts: &mut ScrubCounts, identifier: bool) -> Cow
             (masked != at.as_str()).then_some(Cow::Owned(masked))
         });
     }
-    if out.contains('.') {
+    if has_dotted_digits(&out) {
         out = replace_all(out, ipv4(), |_, m| {
             m.as_str().parse::<Ipv4Addr>().ok().map(|_| {
                 counts.ips += 1;
