@@ -14,10 +14,11 @@
 
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use percent_encoding::percent_decode_str;
-use regex::{Match, Regex};
+use regex::Regex;
 
 pub const EMAIL_PLACEHOLDER: &str = "privacy@exatom.io";
 pub const IP_PLACEHOLDER: &str = "[ip]";
@@ -139,15 +140,16 @@ fn replace<'t>(text: &'t str, counts: &mut ScrubCounts, identifier: bool) -> Cow
     // The IPv6 pattern needs two colons.
     if out.bytes().filter(|&b| b == b':').nth(1).is_some() {
         out = replace_all(out, ipv6(), |haystack, at| {
-            let before = haystack[..at.start()].chars().next_back();
-            let after = haystack[at.end()..].chars().next();
-            let masked = mask_ipv6(at.as_str(), before, after, counts);
-            (masked != at.as_str()).then_some(Cow::Owned(masked))
+            let candidate = &haystack[at.clone()];
+            let before = haystack[..at.start].chars().next_back();
+            let after = haystack[at.end..].chars().next();
+            let masked = mask_ipv6(candidate, before, after, counts);
+            (masked != candidate).then_some(Cow::Owned(masked))
         });
     }
     if has_dotted_digits(&out) {
-        out = replace_all(out, ipv4(), |_, m| {
-            m.as_str().parse::<Ipv4Addr>().ok().map(|_| {
+        out = replace_all(out, ipv4(), |haystack, at| {
+            haystack[at].parse::<Ipv4Addr>().ok().map(|_| {
                 counts.ips += 1;
                 Cow::Borrowed(IP_PLACEHOLDER)
             })
@@ -156,9 +158,15 @@ fn replace<'t>(text: &'t str, counts: &mut ScrubCounts, identifier: bool) -> Cow
     if !out.chars().any(|c| c.is_numeric()) {
         return out;
     }
+    // ASCII text, by far the most common, is searched without a regex (see `numbers`).
+    let ascii = out.is_ascii();
     if identifier {
-        replace_all(out, identifier_numbers(), |_, m| {
-            let number = m.as_str();
+        let find = |t: &str, at: usize| match ascii {
+            true => numbers::next_in_identifier(t.as_bytes(), at),
+            false => identifier_numbers().find_at(t, at).map(|m| m.range()),
+        };
+        replace_found(out, find, |haystack, at| {
+            let number = &haystack[at];
             let digits = number.chars().filter(|c| c.is_numeric()).count();
             // A date needs two separators: most short numbers are spared the date pattern.
             let separators = number.bytes().filter(|b| b"-/.".contains(b)).count();
@@ -169,14 +177,19 @@ fn replace<'t>(text: &'t str, counts: &mut ScrubCounts, identifier: bool) -> Cow
             Some(Cow::Owned(mask_digits(number)))
         })
     } else {
-        replace_all(out, text_numbers(), |_, m| {
+        let find = |t: &str, at: usize| match ascii {
+            true => numbers::next_in_text(t.as_bytes(), at),
+            false => text_numbers().find_at(t, at).map(|m| m.range()),
+        };
+        replace_found(out, find, |haystack, at| {
+            let number = &haystack[at];
             // The date branch always holds a separator, the digit-run branch never does.
-            if m.as_str().bytes().any(|b| b"-/.".contains(&b)) {
+            if number.bytes().any(|b| b"-/.".contains(&b)) {
                 counts.dates += 1;
                 return Some(Cow::Borrowed(DATE_PLACEHOLDER));
             }
             counts.digit_runs += 1;
-            Some(Cow::Owned(mask_digits(m.as_str())))
+            Some(Cow::Owned(mask_digits(number)))
         })
     }
 }
@@ -216,23 +229,34 @@ fn mask_ipv6(
     candidate.to_owned()
 }
 
-/// Replaces every match of `re` by what `with` makes of it (given the haystack, so that it
-/// can look at a match's neighbours; `None` keeps the match); borrows on as long as nothing
-/// was replaced. Matches only, no capture groups: finding a match's bounds is much cheaper
-/// than resolving its groups.
+/// Replaces every match of `re` by what `with` makes of it. Matches only, no capture
+/// groups: finding a match's bounds is much cheaper than resolving its groups.
 fn replace_all<'t>(
     text: Cow<'t, str>,
     re: &Regex,
-    mut with: impl FnMut(&str, Match<'_>) -> Option<Cow<'static, str>>,
+    with: impl FnMut(&str, Range<usize>) -> Option<Cow<'static, str>>,
+) -> Cow<'t, str> {
+    replace_found(text, |t, at| re.find_at(t, at).map(|m| m.range()), with)
+}
+
+/// Replaces every match `find` reports (the next non-empty one from an offset) by what
+/// `with` makes of it (given the haystack, so that it can look at a match's neighbours;
+/// `None` keeps the match); borrows on as long as nothing was replaced.
+fn replace_found<'t>(
+    text: Cow<'t, str>,
+    find: impl Fn(&str, usize) -> Option<Range<usize>>,
+    mut with: impl FnMut(&str, Range<usize>) -> Option<Cow<'static, str>>,
 ) -> Cow<'t, str> {
     let mut out: Option<String> = None;
     let mut copied = 0;
-    for m in re.find_iter(&text) {
-        if let Some(replacement) = with(&text, m) {
+    let mut from = 0;
+    while let Some(m) = find(&text, from) {
+        from = m.end;
+        if let Some(replacement) = with(&text, m.clone()) {
             let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
-            out.push_str(&text[copied..m.start()]);
+            out.push_str(&text[copied..m.start]);
             out.push_str(&replacement);
-            copied = m.end();
+            copied = m.end;
         }
     }
     match out {
@@ -337,6 +361,8 @@ pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -
     }
     url.into()
 }
+
+mod numbers;
 
 #[cfg(test)]
 mod tests;
