@@ -82,7 +82,7 @@ fn anonymizer(c: &mut Criterion) {
     }
     classifier.classify(USER_AGENT);
     g.bench_function("ua_cached", |b| {
-        b.iter(|| classifier.classify(black_box(USER_AGENT)))
+        b.iter(|| classifier.classify(black_box(USER_AGENT)).device_class)
     });
     let allow = QueryAllowList::default();
     g.bench_function("scrub_url_and_title", |b| {
@@ -104,15 +104,21 @@ fn anonymizer(c: &mut Criterion) {
     let raw_codec = raw_event_codec();
     let anon_codec = anon_event_codec();
     let input = raw_codec.encode(&raw_event(1)).unwrap();
-    // The ceiling: the chain's two unavoidable steps, Avro in and Avro out, and nothing else.
+    // The ceiling: the chain's two unavoidable steps, Avro in and Avro out, and nothing else
+    // (the record moves across as the chain moves it; only the visitor id is made up).
     g.bench_function("ceiling_decode_encode", |b| {
         let template = anon_event(1, 1, T0);
         b.iter(|| {
             let raw = raw_codec.decode(black_box(&input)).unwrap();
             let anon = AnonEvent {
                 event_id: raw.event_id,
+                site: raw.site,
+                visitor_id: template.visitor_id.clone(),
+                kind: raw.kind,
+                event_time_ms: raw.event_time_ms,
+                received_at_ms: raw.received_at_ms,
                 body: raw.body,
-                ..template.clone()
+                device: Device::default(),
             };
             black_box(anon_codec.encode(&anon).unwrap())
         })
