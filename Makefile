@@ -79,7 +79,7 @@ test: lint unit integration
 
 .PHONY: bench
 bench:
-	$(CARGO) bench -p exatom-benches --bench pipeline
+	$(CARGO) bench -p exatom-benches --bench pipeline --bench anonymizer
 
 # The dashboard query pack on a year of synthetic rollups, against a running ClickHouse
 # ($EXATOM_CLICKHOUSE_URL, default the `make run` stack); uses its own database exatom_bench.

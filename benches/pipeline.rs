@@ -5,18 +5,11 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use exatom_anonymizer::device::Classifier;
-use exatom_anonymizer::geo::Geo;
-use exatom_anonymizer::scrub::{scrub_text, scrub_url, QueryAllowList, ScrubCounts};
-use exatom_anonymizer::transform::{anonymize, check};
-use exatom_anonymizer::visitor::visitor_id;
-use exatom_benches::{anon_event, batch_json, geo_database, raw_event, T0, USER_AGENT};
+use exatom_benches::{anon_event, batch_json, T0, USER_AGENT};
 use exatom_collector::batch::{parse, validate, Received};
 use exatom_collector::encoder::{partition_key, RawEncoder};
 use exatom_collector::limits::Limits;
 use exatom_sessionizer::rules::PartitionState;
-use exatom_shared::avro::{anon_event_codec, raw_event_codec};
-use exatom_shared::model::{AnonEvent, Device};
 
 fn collector(c: &mut Criterion) {
     let body = batch_json(20);
@@ -45,92 +38,6 @@ fn collector(c: &mut Criterion) {
                 encoder.encode_into(e, &mut payload).unwrap();
                 black_box(&payload);
             }
-        })
-    });
-    g.finish();
-}
-
-/// User agents of the cold-parse benchmark: a desktop browser, a phone, a crawler.
-const COLD_USER_AGENTS: [&str; 3] = [
-    USER_AGENT,
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-];
-
-fn anonymizer(c: &mut Criterion) {
-    let mut g = c.benchmark_group("anonymizer");
-    let salt = [7u8; 32];
-    let day = exatom_shared::time::utc_day(T0);
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("hmac_visitor_id", |b| {
-        b.iter(|| visitor_id(&salt, "DEMO", black_box(USER_AGENT), "203.0.113.77", day))
-    });
-    let geo = Geo::from_bytes(geo_database()).unwrap();
-    let mut ip = 0u32;
-    g.bench_function("geo_lookup", |b| {
-        b.iter(|| {
-            // A different /20 network each time: no lookup is served by a warm path alone.
-            ip = ip.wrapping_add(0x0010_0101);
-            geo.locate(black_box(&std::net::Ipv4Addr::from(ip).to_string()))
-        })
-    });
-    let mut classifier = Classifier::new(10_000);
-    for (i, ua) in COLD_USER_AGENTS.iter().enumerate() {
-        g.bench_function(format!("ua_parse_cold_{i}"), |b| {
-            b.iter(|| classifier.parse(black_box(ua)))
-        });
-    }
-    classifier.classify(USER_AGENT);
-    g.bench_function("ua_cached", |b| {
-        b.iter(|| classifier.classify(black_box(USER_AGENT)))
-    });
-    let allow = QueryAllowList::default();
-    g.bench_function("scrub_url_and_title", |b| {
-        let mut counts = ScrubCounts::default();
-        b.iter(|| {
-            black_box(scrub_url(
-                black_box(
-                    "https://shop.example/checkout/4711?utm_source=news&email=jane@example.com#top",
-                ),
-                &allow,
-                &mut counts,
-            ));
-            black_box(scrub_text(
-                black_box("Order 123456 for jane@example.com"),
-                &mut counts,
-            ));
-        })
-    });
-    let raw_codec = raw_event_codec();
-    let anon_codec = anon_event_codec();
-    let input = raw_codec.encode(&raw_event(1)).unwrap();
-    // The ceiling: the chain's two unavoidable steps, Avro in and Avro out, and nothing else.
-    g.bench_function("ceiling_decode_encode", |b| {
-        let template = anon_event(1, 1, T0);
-        b.iter(|| {
-            let raw = raw_codec.decode(black_box(&input)).unwrap();
-            let anon = AnonEvent {
-                event_id: raw.event_id,
-                body: raw.body,
-                ..template.clone()
-            };
-            black_box(anon_codec.encode(&anon).unwrap())
-        })
-    });
-    g.bench_function("decode_hash_geo_cached_ua_scrub_encode", |b| {
-        let mut counts = ScrubCounts::default();
-        b.iter(|| {
-            let raw = raw_codec.decode(black_box(&input)).unwrap();
-            check(&raw).unwrap();
-            let (country, region) = geo.locate(&raw.ip);
-            let mut device = Device {
-                country,
-                region,
-                ..Device::default()
-            };
-            classifier.classify(&raw.user_agent).apply(&mut device);
-            let anon = anonymize(raw, &salt, device, &allow, &mut counts);
-            black_box(anon_codec.encode(&anon).unwrap())
         })
     });
     g.finish();
@@ -180,5 +87,5 @@ fn sessionizer(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, collector, anonymizer, sessionizer);
+criterion_group!(benches, collector, sessionizer);
 criterion_main!(benches);

@@ -62,42 +62,51 @@ impl Classifier {
         }
     }
 
-    /// Classifies one user agent, from the cache when it was seen before.
-    pub fn classify(&mut self, user_agent: &str) -> Classified {
-        if let Some(hit) = self.cache.get(user_agent) {
-            self.hits += 1;
-            return hit.clone();
-        }
-        self.misses += 1;
-        let classified = self.parse(user_agent);
+    /// Classifies one user agent, from the cache when it was seen before (a hit is one
+    /// lookup, no copy).
+    pub fn classify(&mut self, user_agent: &str) -> &Classified {
+        let parser = &self.parser;
+        let mut missed = false;
         // Cache keys are user agents: bounded, in memory only, never written anywhere.
-        self.cache.put(user_agent.to_owned(), classified.clone());
+        let classified = self.cache.get_or_insert_ref(user_agent, || {
+            missed = true;
+            parse(parser, user_agent)
+        });
+        if missed {
+            self.misses += 1;
+        } else {
+            self.hits += 1;
+        }
         classified
     }
 
     /// Parses without the cache (benchmarks, uap-core conformance).
     pub fn parse(&self, user_agent: &str) -> Classified {
-        let client = self.parser.parse(user_agent);
-        let device_class = device_class(
-            user_agent,
-            &client.device.family,
-            &client.os.family,
-            &client.user_agent.family,
-        );
-        Classified {
-            browser_family: client.user_agent.family.into_owned(),
-            browser_major: client
-                .user_agent
-                .major
-                .map(|m| m.into_owned())
-                .unwrap_or_default(),
-            os_family: client.os.family.into_owned(),
-            device_class,
-        }
+        parse(&self.parser, user_agent)
     }
 
     pub fn parser(&self) -> &UserAgentParser {
         &self.parser
+    }
+}
+
+fn parse(parser: &UserAgentParser, user_agent: &str) -> Classified {
+    let client = parser.parse(user_agent);
+    let device_class = device_class(
+        user_agent,
+        &client.device.family,
+        &client.os.family,
+        &client.user_agent.family,
+    );
+    Classified {
+        browser_family: client.user_agent.family.into_owned(),
+        browser_major: client
+            .user_agent
+            .major
+            .map(|m| m.into_owned())
+            .unwrap_or_default(),
+        os_family: client.os.family.into_owned(),
+        device_class,
     }
 }
 
@@ -148,7 +157,7 @@ mod tests {
         let firefox =
             c.classify("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0");
         assert_eq!(
-            firefox,
+            *firefox,
             Classified {
                 browser_family: "Firefox".into(),
                 browser_major: "120".into(),

@@ -14,9 +14,11 @@
 
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
 use std::sync::OnceLock;
 
-use regex::{Captures, Regex};
+use percent_encoding::percent_decode_str;
+use regex::Regex;
 
 pub const EMAIL_PLACEHOLDER: &str = "privacy@exatom.io";
 pub const IP_PLACEHOLDER: &str = "[ip]";
@@ -77,9 +79,10 @@ fn date() -> &'static Regex {
     pattern!(DATE)
 }
 
-/// Numeric dates, then any other run of digits.
+/// Numeric dates, then any other run of digits. No capture group: a match is a date when
+/// it holds a separator.
 fn text_numbers() -> &'static Regex {
-    pattern!(&format!(r"(?P<date>{DATE})|\d+"))
+    pattern!(&format!(r"{DATE}|\d+"))
 }
 
 /// A number as people write it: digit groups joined by single separators.
@@ -87,69 +90,108 @@ fn identifier_numbers() -> &'static Regex {
     pattern!(r"\d+(?:[ _./:\-]\d+)*")
 }
 
-/// Scrubs text a person reads: titles, labels.
-pub fn scrub_text(text: &str, counts: &mut ScrubCounts) -> String {
+/// Scrubs text a person reads: titles, labels. Borrows the input back when no rule fired.
+pub fn scrub_text<'t>(text: &'t str, counts: &mut ScrubCounts) -> Cow<'t, str> {
     replace(text, counts, false)
 }
 
 /// Scrubs a site identifier (form or field name or id, trigger, tag): short numbers stay;
-/// dates and numbers of [`IDENTIFIER_MAX_DIGITS`] digits or more are masked.
-pub fn scrub_identifier(text: &str, counts: &mut ScrubCounts) -> String {
+/// dates and numbers of [`IDENTIFIER_MAX_DIGITS`] digits or more are masked. Borrows the
+/// input back when no rule fired.
+pub fn scrub_identifier<'t>(text: &'t str, counts: &mut ScrubCounts) -> Cow<'t, str> {
     replace(text, counts, true)
+}
+
+/// Whether any rule could fire: every rule needs an `@`, a `:` or a digit. Most labels,
+/// titles and identifiers have none and leave after one byte scan.
+fn may_hold_anything(text: &str) -> bool {
+    let mut ascii = true;
+    for b in text.bytes() {
+        if b == b'@' || b == b':' || b.is_ascii_digit() {
+            return true;
+        }
+        ascii &= b.is_ascii();
+    }
+    !ascii && text.chars().any(|c| c.is_numeric())
+}
+
+/// Whether `text` holds a digit, a dot and a digit in a row, as every IPv4 address does.
+fn has_dotted_digits(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w[1] == b'.' && w[0].is_ascii_digit() && w[2].is_ascii_digit())
 }
 
 /// One pass per rule, each over the previous pass's output: a candidate one rule turns down
 /// (`std::vector` is no IPv6 address) is still seen whole by the next. Placeholders hold no
-/// digit, `@` or `:`, so no later pass touches them.
-fn replace(text: &str, counts: &mut ScrubCounts, identifier: bool) -> String {
+/// digit, `@` or `:`, so no later pass touches them. A pass runs only if the byte its
+/// pattern cannot match without is there.
+fn replace<'t>(text: &'t str, counts: &mut ScrubCounts, identifier: bool) -> Cow<'t, str> {
+    if !may_hold_anything(text) {
+        return Cow::Borrowed(text);
+    }
     let mut out = Cow::Borrowed(text);
     if out.contains('@') {
         out = replace_all(out, email(), |_, _| {
             counts.emails += 1;
-            Cow::Borrowed(EMAIL_PLACEHOLDER)
+            Some(Cow::Borrowed(EMAIL_PLACEHOLDER))
         });
     }
-    if out.contains(':') {
-        out = replace_all(out, ipv6(), |haystack, m| {
-            let at = m.get(0).expect("whole match");
-            let before = haystack[..at.start()].chars().next_back();
-            let after = haystack[at.end()..].chars().next();
-            Cow::Owned(mask_ipv6(at.as_str(), before, after, counts))
+    // The IPv6 pattern needs two colons.
+    if out.bytes().filter(|&b| b == b':').nth(1).is_some() {
+        out = replace_all(out, ipv6(), |haystack, at| {
+            let candidate = &haystack[at.clone()];
+            let before = haystack[..at.start].chars().next_back();
+            let after = haystack[at.end..].chars().next();
+            let masked = mask_ipv6(candidate, before, after, counts);
+            (masked != candidate).then_some(Cow::Owned(masked))
         });
     }
-    if out.contains('.') {
-        out = replace_all(out, ipv4(), |_, m| {
-            if m[0].parse::<Ipv4Addr>().is_ok() {
+    if has_dotted_digits(&out) {
+        out = replace_all(out, ipv4(), |haystack, at| {
+            haystack[at].parse::<Ipv4Addr>().ok().map(|_| {
                 counts.ips += 1;
                 Cow::Borrowed(IP_PLACEHOLDER)
-            } else {
-                Cow::Owned(m[0].to_owned())
-            }
+            })
         });
     }
     if !out.chars().any(|c| c.is_numeric()) {
-        return out.into_owned();
+        return out;
     }
+    // ASCII text, by far the most common, is searched without a regex (see `numbers`).
+    let ascii = out.is_ascii();
     if identifier {
-        out = replace_all(out, identifier_numbers(), |_, m| {
-            let digits = m[0].chars().filter(|c| c.is_numeric()).count();
-            if digits < IDENTIFIER_MAX_DIGITS && !date().is_match(&m[0]) {
-                return Cow::Owned(m[0].to_owned());
+        let find = |t: &str, at: usize| match ascii {
+            true => numbers::next_in_identifier(t.as_bytes(), at),
+            false => identifier_numbers().find_at(t, at).map(|m| m.range()),
+        };
+        replace_found(out, find, |haystack, at| {
+            let number = &haystack[at];
+            let digits = number.chars().filter(|c| c.is_numeric()).count();
+            // A date needs two separators: most short numbers are spared the date pattern.
+            let separators = number.bytes().filter(|b| b"-/.".contains(b)).count();
+            if digits < IDENTIFIER_MAX_DIGITS && (separators < 2 || !date().is_match(number)) {
+                return None;
             }
             counts.digit_runs += 1;
-            Cow::Owned(mask_digits(&m[0]))
-        });
+            Some(Cow::Owned(mask_digits(number)))
+        })
     } else {
-        out = replace_all(out, text_numbers(), |_, m| {
-            if m.name("date").is_some() {
+        let find = |t: &str, at: usize| match ascii {
+            true => numbers::next_in_text(t.as_bytes(), at),
+            false => text_numbers().find_at(t, at).map(|m| m.range()),
+        };
+        replace_found(out, find, |haystack, at| {
+            let number = &haystack[at];
+            // The date branch always holds a separator, the digit-run branch never does.
+            if number.bytes().any(|b| b"-/.".contains(&b)) {
                 counts.dates += 1;
-                return Cow::Borrowed(DATE_PLACEHOLDER);
+                return Some(Cow::Borrowed(DATE_PLACEHOLDER));
             }
             counts.digit_runs += 1;
-            Cow::Owned(mask_digits(&m[0]))
-        });
+            Some(Cow::Owned(mask_digits(number)))
+        })
     }
-    out.into_owned()
 }
 
 /// Masks the IPv6 addresses inside a run [`ipv6`] found, longest first: a run such as
@@ -187,18 +229,43 @@ fn mask_ipv6(
     candidate.to_owned()
 }
 
-/// Replaces every match of `re` by what `with` makes of it (given the haystack, so that it
-/// can look at a match's neighbours); borrows on as long as nothing matched.
+/// Replaces every match of `re` by what `with` makes of it. Matches only, no capture
+/// groups: finding a match's bounds is much cheaper than resolving its groups.
 fn replace_all<'t>(
     text: Cow<'t, str>,
     re: &Regex,
-    mut with: impl FnMut(&str, &Captures<'_>) -> Cow<'static, str>,
+    with: impl FnMut(&str, Range<usize>) -> Option<Cow<'static, str>>,
 ) -> Cow<'t, str> {
-    let changed = match re.replace_all(&text, |c: &Captures<'_>| with(&text, c)) {
-        Cow::Borrowed(_) => None,
-        Cow::Owned(changed) => Some(changed),
-    };
-    changed.map_or(text, Cow::Owned)
+    replace_found(text, |t, at| re.find_at(t, at).map(|m| m.range()), with)
+}
+
+/// Replaces every match `find` reports (the next non-empty one from an offset) by what
+/// `with` makes of it (given the haystack, so that it can look at a match's neighbours;
+/// `None` keeps the match); borrows on as long as nothing was replaced.
+fn replace_found<'t>(
+    text: Cow<'t, str>,
+    find: impl Fn(&str, usize) -> Option<Range<usize>>,
+    mut with: impl FnMut(&str, Range<usize>) -> Option<Cow<'static, str>>,
+) -> Cow<'t, str> {
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(m) = find(&text, from) {
+        from = m.end;
+        if let Some(replacement) = with(&text, m.clone()) {
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+            out.push_str(&text[copied..m.start]);
+            out.push_str(&replacement);
+            copied = m.end;
+        }
+    }
+    match out {
+        None => text,
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            Cow::Owned(out)
+        }
+    }
 }
 
 /// Every digit becomes `#`; separators stay.
@@ -244,7 +311,7 @@ impl Default for QueryAllowList {
 /// does not parse as a URL is scrubbed as plain text.
 pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -> String {
     let Ok(mut url) = url::Url::parse(text) else {
-        return scrub_text(text, counts);
+        return scrub_text(text, counts).into_owned();
     };
     if url.fragment().is_some() {
         counts.fragments += 1;
@@ -255,7 +322,10 @@ pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -
             .query_pairs()
             .filter_map(|(k, v)| {
                 if allow.allows(&k) {
-                    Some((scrub_identifier(&k, counts), scrub_text(&v, counts)))
+                    Some((
+                        scrub_identifier(&k, counts).into_owned(),
+                        scrub_text(&v, counts).into_owned(),
+                    ))
                 } else {
                     counts.query_params += 1;
                     None
@@ -272,11 +342,16 @@ pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -
         counts.ips += 1;
         let _ = url.set_host(Some("ip.invalid"));
     }
-    let path = url.path().to_owned();
-    let decoded = percent_decode(&path);
-    let scrubbed = scrub_text(&decoded, counts);
-    if scrubbed != decoded {
-        url.set_path(&scrubbed);
+    let scrubbed_path = {
+        // Decoded so that `%40` and friends are read as a person reads them.
+        let decoded = percent_decode_str(url.path()).decode_utf8_lossy();
+        match scrub_text(&decoded, counts) {
+            Cow::Owned(scrubbed) if scrubbed != *decoded => Some(scrubbed),
+            _ => None,
+        }
+    };
+    if let Some(path) = scrubbed_path {
+        url.set_path(&path);
     }
     if url.username() != "" {
         let _ = url.set_username("");
@@ -287,13 +362,7 @@ pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -
     url.into()
 }
 
-/// Decodes `%40` and friends so that an encoded e-mail in a path is recognised.
-fn percent_decode(path: &str) -> String {
-    url::form_urlencoded::parse(format!("p={}", path.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| path.to_owned())
-}
+mod numbers;
 
 #[cfg(test)]
 mod tests;

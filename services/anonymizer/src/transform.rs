@@ -1,6 +1,8 @@
 //! RawEvent → AnonEvent: the one place identity is turned into a daily visitor id and
 //! free text is scrubbed. Pure: salt, device and location are given.
 
+use std::borrow::Cow;
+
 use exatom_shared::model::{AnonEvent, Device, EventBody, FieldRef, Form, RawEvent};
 use sha2::{Digest, Sha256};
 
@@ -72,8 +74,7 @@ pub fn anonymize(
 }
 
 fn scrub_body(b: EventBody, site: &str, allow: &QueryAllowList, c: &mut ScrubCounts) -> EventBody {
-    let mut text = |v: Option<String>| v.map(|s| scrub_text(&s, c));
-    let title = text(b.title);
+    let title = b.title.map(|s| text(s, c));
     EventBody {
         page: b.page.map(|u| scrub_url(&u, allow, c)),
         referrer: b.referrer.map(|u| scrub_url(&u, allow, c)),
@@ -86,12 +87,12 @@ fn scrub_body(b: EventBody, site: &str, allow: &QueryAllowList, c: &mut ScrubCou
         value: b
             .value
             .map(|v| if v.is_empty() { v } else { "*".to_owned() }),
-        conversion_tag: b.conversion_tag.map(|s| scrub_identifier(&s, c)),
+        conversion_tag: b.conversion_tag.map(|s| ident(s, c)),
         transaction_id: b.transaction_id.map(|t| transaction_key(site, &t)),
         revenue: b.revenue,
         currency: b.currency,
         tooltip_action: b.tooltip_action,
-        trigger: b.trigger.map(|s| scrub_identifier(&s, c)),
+        trigger: b.trigger.map(|s| ident(s, c)),
         tooltip_id: b.tooltip_id,
     }
 }
@@ -108,38 +109,56 @@ pub fn transaction_key(site: &str, transaction_id: &str) -> String {
 
 fn scrub_form(f: Form, allow: &QueryAllowList, c: &mut ScrubCounts) -> Form {
     Form {
-        name: scrub_identifier(&f.name, c),
-        id: scrub_identifier(&f.id, c),
+        name: ident(f.name, c),
+        id: ident(f.id, c),
         order: f.order,
-        html_id: f.html_id.map(|s| scrub_identifier(&s, c)),
+        html_id: f.html_id.map(|s| ident(s, c)),
         action: f.action.map(|s| scrub_url(&s, allow, c)),
-        title: f.title.map(|s| scrub_text(&s, c)),
+        title: f.title.map(|s| text(s, c)),
         visible: f.visible,
         fields: f
             .fields
             .into_iter()
             .map(|field| exatom_shared::model::FormField {
-                name: scrub_identifier(&field.name, c),
-                label: scrub_text(&field.label, c),
-                id: scrub_identifier(&field.id, c),
-                tag: scrub_identifier(&field.tag, c),
-                input_type: scrub_identifier(&field.input_type, c),
+                name: ident(field.name, c),
+                label: text(field.label, c),
+                id: ident(field.id, c),
+                tag: ident(field.tag, c),
+                input_type: ident(field.input_type, c),
                 order: field.order,
                 visible: field.visible,
-                group: scrub_text(&field.group, c),
+                group: text(field.group, c),
             })
             .collect(),
     }
 }
 
+/// Scrubs text a person reads, handing the string back without a copy when no rule fired.
+fn text(s: String, c: &mut ScrubCounts) -> String {
+    keep_unless_changed(s, |s| scrub_text(s, c))
+}
+
+/// Scrubs a site identifier, handing the string back without a copy when no rule fired.
+fn ident(s: String, c: &mut ScrubCounts) -> String {
+    keep_unless_changed(s, |s| scrub_identifier(s, c))
+}
+
+fn keep_unless_changed(s: String, scrub: impl FnOnce(&str) -> Cow<'_, str>) -> String {
+    let changed = match scrub(&s) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(changed) => Some(changed),
+    };
+    changed.unwrap_or(s)
+}
+
 fn scrub_field(f: FieldRef, c: &mut ScrubCounts) -> FieldRef {
     FieldRef {
-        name: scrub_identifier(&f.name, c),
-        id: scrub_identifier(&f.id, c),
-        tag: scrub_identifier(&f.tag, c),
-        input_type: scrub_identifier(&f.input_type, c),
+        name: ident(f.name, c),
+        id: ident(f.id, c),
+        tag: ident(f.tag, c),
+        input_type: ident(f.input_type, c),
         order: f.order,
-        label: scrub_text(&f.label, c),
+        label: text(f.label, c),
     }
 }
 

@@ -6,6 +6,8 @@
 //! `YYYY-MM-DD`. Length prefixes make the encoding unambiguous: no two different field
 //! tuples produce the same message.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -19,12 +21,40 @@ const DOMAIN: &[u8] = b"exatom-visitor-v1";
 pub fn visitor_id(salt: &Salt, site: &str, user_agent: &str, ip: &str, day: NaiveDate) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(salt).expect("HMAC takes any key length");
     mac.update(DOMAIN);
-    let date = day.format("%Y-%m-%d").to_string();
-    for field in [site, user_agent, ip, date.as_str()] {
+    let mut date = [0u8; 10];
+    let date = iso_date(day, &mut date);
+    for field in [site.as_bytes(), user_agent.as_bytes(), ip.as_bytes(), &date] {
         mac.update(&(field.len() as u32).to_be_bytes());
-        mac.update(field.as_bytes());
+        mac.update(field);
     }
-    hex::encode(mac.finalize().into_bytes())
+    let mut id = [0u8; 64];
+    hex::encode_to_slice(mac.finalize().into_bytes(), &mut id).expect("64 hex digits");
+    String::from_utf8(id.to_vec()).expect("hex is ASCII")
+}
+
+/// `YYYY-MM-DD` without a formatter (this is on every event's path); a year outside
+/// 0–9999 is written as chrono writes it.
+fn iso_date(day: NaiveDate, buf: &mut [u8; 10]) -> Cow<'_, [u8]> {
+    use chrono::Datelike;
+    let (year, month, date) = (day.year(), day.month(), day.day());
+    if !(0..=9999).contains(&year) {
+        return Cow::Owned(day.format("%Y-%m-%d").to_string().into_bytes());
+    }
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let year = year as u32;
+    *buf = [
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(date / 10),
+        digit(date),
+    ];
+    Cow::Borrowed(buf)
 }
 
 #[cfg(test)]
@@ -73,6 +103,25 @@ mod tests {
             visitor_id(&SALT, "DEMOa", "b", "c", day(23)),
             visitor_id(&SALT, "DEMO", "ab", "c", day(23))
         );
+    }
+
+    #[test]
+    fn dates_are_written_as_chrono_writes_them() {
+        for (y, m, d) in [
+            (2026, 11, 23),
+            (1970, 1, 1),
+            (999, 12, 31),
+            (9999, 1, 9),
+            (10_000, 2, 3),
+            (-5, 6, 7),
+        ] {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let mut buf = [0; 10];
+            assert_eq!(
+                iso_date(day, &mut buf).as_ref(),
+                day.format("%Y-%m-%d").to_string().as_bytes()
+            );
+        }
     }
 
     /// A published vector: anyone re-implementing the encoding can check theirs against it.

@@ -79,7 +79,8 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
     }
 
     pub fn encode(&self, record: &T) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::with_capacity(256);
+        // Room for a typical event without growing (a form event is 300–400 bytes).
+        let mut out = Vec::with_capacity(512);
         self.encode_into(record, &mut out)?;
         Ok(out)
     }
