@@ -12,7 +12,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use exatom_anonymizer::device::Classifier;
 use exatom_anonymizer::geo::Geo;
-use exatom_anonymizer::scrub::{scrub_text, scrub_url, QueryAllowList, ScrubCounts};
+use exatom_anonymizer::scrub::{scrub_text, scrub_url, QueryAllowList, ScrubCounts, Scrubber};
 use exatom_anonymizer::transform::{anonymize, check};
 use exatom_anonymizer::visitor::visitor_id;
 use exatom_benches::{anon_event, geo_database, raw_event, T0, USER_AGENT};
@@ -95,22 +95,49 @@ fn anonymizer(c: &mut Criterion) {
             black_box(anon_codec.encode(&anon).unwrap())
         })
     });
-    g.bench_function("decode_hash_geo_cached_ua_scrub_encode", |b| {
+    // The chain: decode → check → geo → cached UA → HMAC + scrub → encode, on three streams.
+    // Every event of a page carries the page's URL and title, which the scrubber remembers
+    // (`Scrubber`, 1 024 of each here); the streams differ in how often a page repeats.
+    let pages = |events_per_page: usize| -> Vec<Vec<u8>> {
+        (0..4096 * events_per_page)
+            .map(|i| {
+                let mut raw = raw_event(i as u64);
+                let page = i / events_per_page;
+                raw.body.page = Some(format!(
+                    "https://shop.example/checkout/4711?utm_source=news&email=jane@example.com&p={page}#top"
+                ));
+                raw.body.title = Some(format!("Order 123456 for jane@example.com, step {page}"));
+                raw_codec.encode(&raw).unwrap()
+            })
+            .collect()
+    };
+    for (name, stream) in [
+        // A page never seen before on every event: the worst case, every rule fires afresh.
+        ("chain_new_page_every_event", pages(1)),
+        // A page's events together, 20 of them (page view, form view, form events).
+        ("chain_20_events_per_page", pages(20)),
+        // One page over and over: the floor of the chain with every scrub remembered.
+        ("chain_same_page", vec![input.clone()]),
+    ] {
+        let mut scrubber = Scrubber::new(allow.clone(), 1024);
         let mut counts = ScrubCounts::default();
-        b.iter(|| {
-            let raw = raw_codec.decode(black_box(&input)).unwrap();
-            check(&raw).unwrap();
-            let (country, region) = geo.locate(&raw.ip);
-            let mut device = Device {
-                country,
-                region,
-                ..Device::default()
-            };
-            classifier.classify(&raw.user_agent).apply(&mut device);
-            let anon = anonymize(raw, &salt, device, &allow, &mut counts);
-            black_box(anon_codec.encode(&anon).unwrap())
-        })
-    });
+        let mut next = stream.iter().cycle();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let raw = raw_codec.decode(black_box(next.next().unwrap())).unwrap();
+                check(&raw).unwrap();
+                let (country, region) = geo.locate(&raw.ip);
+                let mut device = Device {
+                    country,
+                    region,
+                    ..Device::default()
+                };
+                classifier.classify(&raw.user_agent).apply(&mut device);
+                let anon = anonymize(raw, &salt, device, &mut scrubber, &mut counts);
+                black_box(anon_codec.encode(&anon).unwrap())
+            })
+        });
+    }
     g.finish();
 }
 

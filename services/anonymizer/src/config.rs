@@ -21,6 +21,8 @@ pub struct AnonymizerConfig {
     pub geo_database: Option<PathBuf>,
     /// Distinct user agents whose classification is cached.
     pub ua_cache_entries: usize,
+    /// Distinct page URLs and page titles whose scrubbed form is remembered (each).
+    pub scrub_cache_entries: usize,
     /// Query parameters kept in URLs: names, or prefixes ending in `*`.
     pub query_allow_list: String,
     /// The topic the daily salts are shared through (one partition, retention ≤ 48 h).
@@ -41,6 +43,7 @@ impl Default for AnonymizerConfig {
             group_id: "exatom-anonymizer".into(),
             geo_database: None,
             ua_cache_entries: 10_000,
+            scrub_cache_entries: 10_000,
             query_allow_list: "utm_*".into(),
             salts_topic: exatom_shared::kafka::SALTS_TOPIC.into(),
             allow_long_salt_retention: false,

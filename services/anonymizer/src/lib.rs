@@ -61,7 +61,10 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
         salts,
         classifier: device::Classifier::new(config.ua_cache_entries),
         geo,
-        allow: scrub::QueryAllowList::parse(&config.query_allow_list),
+        scrubber: scrub::Scrubber::new(
+            scrub::QueryAllowList::parse(&config.query_allow_list),
+            config.scrub_cache_entries,
+        ),
         metrics,
         batch_max: config.batch_max,
     };

@@ -12,6 +12,7 @@ pub struct AnonymizerMetrics {
     pub records_out: IntCounter,
     pub stage_seconds: HistogramVec,
     pub ua_cache: IntCounterVec,
+    pub scrub_cache: IntCounterVec,
     pub salts: IntCounterVec,
     pub dlq: IntCounterVec,
     pub scrubbed: IntCounterVec,
@@ -44,6 +45,13 @@ impl AnonymizerMetrics {
                 Opts::new(
                     "exatom_anonymizer_ua_cache_total",
                     "User agent cache lookups",
+                ),
+                &["result"],
+            )?,
+            scrub_cache: IntCounterVec::new(
+                Opts::new(
+                    "exatom_anonymizer_scrub_cache_total",
+                    "Page URL and title scrubs answered from memory (hit) or done afresh (miss)",
                 ),
                 &["result"],
             )?,
@@ -80,6 +88,7 @@ impl AnonymizerMetrics {
         registry.register(Box::new(m.records_out.clone()))?;
         registry.register(Box::new(m.stage_seconds.clone()))?;
         registry.register(Box::new(m.ua_cache.clone()))?;
+        registry.register(Box::new(m.scrub_cache.clone()))?;
         registry.register(Box::new(m.salts.clone()))?;
         registry.register(Box::new(m.dlq.clone()))?;
         registry.register(Box::new(m.scrubbed.clone()))?;

@@ -362,7 +362,10 @@ pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -
     url.into()
 }
 
+mod memo;
 mod numbers;
+
+pub use memo::Scrubber;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use crate::encoder::AnonEncoder;
 use crate::geo::Geo;
 use crate::metrics::AnonymizerMetrics;
 use crate::salts::OutOfRange;
-use crate::scrub::{QueryAllowList, ScrubCounts};
+use crate::scrub::{ScrubCounts, Scrubber};
 use crate::service::{SaltError, SaltKeeper};
 use crate::transform::{anonymize, check};
 
@@ -27,7 +27,7 @@ pub struct Pipeline {
     pub salts: SaltKeeper,
     pub classifier: Classifier,
     pub geo: Geo,
-    pub allow: QueryAllowList,
+    pub scrubber: Scrubber,
     pub metrics: AnonymizerMetrics,
     pub batch_max: usize,
 }
@@ -74,6 +74,7 @@ impl Pipeline {
         let anon_codec = AnonEncoder::default();
         let mut lag_sampled = Instant::now();
         let (mut hits, mut misses) = (0, 0);
+        let (mut scrub_hits, mut scrub_misses) = (0, 0);
         while !shutdown.is_triggered() {
             let batch = kafka::next_batch(
                 &self.consumer,
@@ -125,6 +126,15 @@ impl Pipeline {
                 .with_label_values(&["miss"])
                 .inc_by(self.classifier.misses - misses);
             (hits, misses) = (self.classifier.hits, self.classifier.misses);
+            self.metrics
+                .scrub_cache
+                .with_label_values(&["hit"])
+                .inc_by(self.scrubber.hits - scrub_hits);
+            self.metrics
+                .scrub_cache
+                .with_label_values(&["miss"])
+                .inc_by(self.scrubber.misses - scrub_misses);
+            (scrub_hits, scrub_misses) = (self.scrubber.hits, self.scrubber.misses);
 
             let mut mark = Instant::now();
             self.deliver(&batch, outcomes, &shutdown).await?;
@@ -192,7 +202,7 @@ impl Pipeline {
             ..Device::default()
         };
         classified.apply(&mut device);
-        let anon = anonymize(raw, &salt, device, &self.allow, counts);
+        let anon = anonymize(raw, &salt, device, &mut self.scrubber, counts);
         stages.anonymize += lap(&mut mark);
         let outcome = match anon_codec.encode(&anon) {
             Ok((key, payload)) => Outcome::Anon { key, payload },

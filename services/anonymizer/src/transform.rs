@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use exatom_shared::model::{AnonEvent, Device, EventBody, FieldRef, Form, RawEvent};
 use sha2::{Digest, Sha256};
 
-use crate::scrub::{scrub_identifier, scrub_text, scrub_url, QueryAllowList, ScrubCounts};
+use crate::scrub::{scrub_identifier, scrub_text, ScrubCounts, Scrubber};
 use crate::visitor::{visitor_id, Salt};
 
 /// Why a raw event that decodes is still refused (it goes to the DLQ). The messages name
@@ -50,17 +50,19 @@ pub fn check(raw: &RawEvent) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Builds the anonymized event (of an event that passed [`check`]). `device` already holds the coarse location and UA class.
+/// Builds the anonymized event (of an event that passed [`check`]). `device` already holds
+/// the coarse location and UA class; `scrubber` remembers the page text it saw lately (the
+/// result is the same as scrubbing afresh).
 pub fn anonymize(
     raw: RawEvent,
     salt: &Salt,
     device: Device,
-    allow: &QueryAllowList,
+    scrubber: &mut Scrubber,
     counts: &mut ScrubCounts,
 ) -> AnonEvent {
     let day = exatom_shared::time::utc_day(raw.received_at_ms);
     let visitor_id = visitor_id(salt, &raw.site, &raw.user_agent, &raw.ip, day);
-    let body = scrub_body(raw.body, &raw.site, allow, counts);
+    let body = scrub_body(raw.body, &raw.site, scrubber, counts);
     AnonEvent {
         event_id: raw.event_id,
         site: raw.site,
@@ -73,13 +75,12 @@ pub fn anonymize(
     }
 }
 
-fn scrub_body(b: EventBody, site: &str, allow: &QueryAllowList, c: &mut ScrubCounts) -> EventBody {
-    let title = b.title.map(|s| text(s, c));
+fn scrub_body(b: EventBody, site: &str, scrubber: &mut Scrubber, c: &mut ScrubCounts) -> EventBody {
     EventBody {
-        page: b.page.map(|u| scrub_url(&u, allow, c)),
-        referrer: b.referrer.map(|u| scrub_url(&u, allow, c)),
-        title,
-        form: b.form.map(|f| scrub_form(f, allow, c)),
+        page: b.page.map(|u| scrubber.url(u, c)),
+        referrer: b.referrer.map(|u| scrubber.url(u, c)),
+        title: b.title.map(|t| scrubber.page_text(t, c)),
+        form: b.form.map(|f| scrub_form(f, scrubber, c)),
         form_event: b.form_event,
         seq: b.seq,
         field: b.field.map(|f| scrub_field(f, c)),
@@ -107,14 +108,14 @@ pub fn transaction_key(site: &str, transaction_id: &str) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-fn scrub_form(f: Form, allow: &QueryAllowList, c: &mut ScrubCounts) -> Form {
+fn scrub_form(f: Form, scrubber: &mut Scrubber, c: &mut ScrubCounts) -> Form {
     Form {
         name: ident(f.name, c),
         id: ident(f.id, c),
         order: f.order,
         html_id: f.html_id.map(|s| ident(s, c)),
-        action: f.action.map(|s| scrub_url(&s, allow, c)),
-        title: f.title.map(|s| text(s, c)),
+        action: f.action.map(|u| scrubber.url(u, c)),
+        title: f.title.map(|t| scrubber.page_text(t, c)),
         visible: f.visible,
         fields: f
             .fields

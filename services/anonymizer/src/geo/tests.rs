@@ -1,5 +1,5 @@
 use super::*;
-use crate::scrub::{QueryAllowList, ScrubCounts};
+use crate::scrub::{QueryAllowList, ScrubCounts, Scrubber};
 use crate::transform::anonymize;
 use exatom_shared::avro::anon_event_codec;
 use exatom_shared::model::{Device, EventBody, EventKind, RawEvent};
@@ -121,7 +121,7 @@ fn city_coordinates_postal_code_and_asn_never_reach_the_record() {
         raw,
         &[1; 32],
         device,
-        &QueryAllowList::default(),
+        &mut Scrubber::new(QueryAllowList::default(), 16),
         &mut ScrubCounts::default(),
     );
     let bytes = anon_event_codec().encode(&anon).unwrap();

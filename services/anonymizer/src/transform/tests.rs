@@ -1,4 +1,5 @@
 use super::*;
+use crate::scrub::QueryAllowList;
 use exatom_shared::avro::anon_event_codec;
 use exatom_shared::model::{EventKind, FormEventKind, FormField};
 use proptest::prelude::*;
@@ -269,8 +270,15 @@ proptest! {
     ) {
         let raw = leaky_event(&s, sep);
         let mut counts = ScrubCounts::default();
-        let anon = anonymize(raw, &[3; 32], Device::default(), &QueryAllowList::default(), &mut counts);
+        let mut scrubber = Scrubber::new(QueryAllowList::default(), 16);
+        let anon = anonymize(raw.clone(), &[3; 32], Device::default(), &mut scrubber, &mut counts);
         let bytes = anon_event_codec().encode(&anon).unwrap();
+        // The same event again is scrubbed from memory: the same bytes, the same counts.
+        let mut again = ScrubCounts::default();
+        let repeat = anonymize(raw, &[3; 32], Device::default(), &mut scrubber, &mut again);
+        prop_assert!(scrubber.hits > 0);
+        prop_assert_eq!(anon_event_codec().encode(&repeat).unwrap(), bytes.clone());
+        prop_assert_eq!(again, counts);
         for secret in s.identity() {
             let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
             prop_assert!(!contains(&bytes, secret), "{secret} survived in {anon:#?}");
@@ -315,10 +323,16 @@ fn the_visitor_id_uses_the_day_of_receipt() {
     let mut raw = leaky_event(&s, " ");
     raw.body.transaction_id = Some("a@b.example".into());
     let mut c = ScrubCounts::default();
-    let allow = QueryAllowList::default();
-    let a = anonymize(raw.clone(), &[1; 32], Device::default(), &allow, &mut c);
+    let mut scrubber = Scrubber::new(QueryAllowList::default(), 16);
+    let a = anonymize(
+        raw.clone(),
+        &[1; 32],
+        Device::default(),
+        &mut scrubber,
+        &mut c,
+    );
     raw.received_at_ms += 86_400_000;
-    let b = anonymize(raw, &[1; 32], Device::default(), &allow, &mut c);
+    let b = anonymize(raw, &[1; 32], Device::default(), &mut scrubber, &mut c);
     assert_ne!(a.visitor_id, b.visitor_id);
     assert_eq!(
         a.visitor_id,
