@@ -6,9 +6,11 @@
 //! acknowledgement before the next, as a 202 does. The collector cannot beat this figure
 //! on the same broker and core.
 //!
-//!   broker-ceiling BROKERS CONCURRENCY SECONDS
+//!   broker-ceiling BROKERS CONCURRENCY SECONDS [NAME=VALUE ...]
 //!
-//! Prints one line: events/s acknowledged and the request latency percentiles.
+//! The optional librdkafka settings replace the collector's (e.g. `linger.ms=5`): how the
+//! producer's settings were chosen. Prints one line: events/s acknowledged and the request
+//! latency percentiles.
 
 use std::time::{Duration, Instant};
 
@@ -94,16 +96,21 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [brokers, concurrency, seconds] = args.as_slice() else {
-        bail!("usage: broker-ceiling BROKERS CONCURRENCY SECONDS");
+    let [brokers, concurrency, seconds, overrides @ ..] = args.as_slice() else {
+        bail!("usage: broker-ceiling BROKERS CONCURRENCY SECONDS [NAME=VALUE ...]");
     };
     let concurrency: usize = concurrency.parse().context("CONCURRENCY is a number")?;
     let seconds: u64 = seconds.parse().context("SECONDS is a number")?;
     let request: &'static Request = Box::leak(Box::new(collector_request()?));
     // The collector's own bound (max_queue_events 50 000, librdkafka's queue twice that).
-    let producer: FutureProducer = producer_config(brokers, 100_000)
-        .create()
-        .context("creating the producer")?;
+    let mut config = producer_config(brokers, 100_000);
+    for setting in overrides {
+        let Some((name, value)) = setting.split_once('=') else {
+            bail!("a librdkafka setting is NAME=VALUE, not {setting:?}");
+        };
+        config.set(name, value);
+    }
+    let producer: FutureProducer = config.create().context("creating the producer")?;
     // One thread, like the pinned collector's core; librdkafka's threads come on top.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -134,7 +141,11 @@ fn main() -> anyhow::Result<()> {
     }
     let events = sorted.len() * request.payloads.len();
     println!(
-        "broker ceiling c={concurrency}: {} events/s acknowledged ({} requests), p50 {:.2}ms p90 {:.2}ms p99 {:.2}ms",
+        "broker ceiling c={concurrency}{}: {} events/s acknowledged ({} requests), p50 {:.2}ms p90 {:.2}ms p99 {:.2}ms",
+        overrides
+            .iter()
+            .map(|o| format!(" {o}"))
+            .collect::<String>(),
         (events as f64 / elapsed.as_secs_f64()) as u64,
         sorted.len(),
         percentile(&sorted, 0.50),
