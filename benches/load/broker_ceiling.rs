@@ -8,6 +8,9 @@
 //!
 //!   broker-ceiling BROKERS CONCURRENCY SECONDS [NAME=VALUE ...]
 //!
+//! CONCURRENCY written `N/s` is a fixed rate instead: N events/s in requests started on a
+//! 1 ms clock (tokio's timer), whatever the acknowledgements do, as the fixed-rate HTTP run.
+//!
 //! The optional librdkafka settings replace the collector's (e.g. `linger.ms=5`): how the
 //! producer's settings were chosen. Prints one line: events/s acknowledged and the request
 //! latency percentiles.
@@ -58,33 +61,64 @@ fn collector_request() -> anyhow::Result<Request> {
     })
 }
 
-/// Sends requests until `until`, returning each one's latency in microseconds.
+/// Produces one request's records and waits for every acknowledgement: its latency in µs.
+async fn one_request(producer: &FutureProducer, request: &Request) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(request.payloads.len());
+    for payload in &request.payloads {
+        let record = FutureRecord::to(RAW_TOPIC)
+            .key(&request.key)
+            .payload(payload);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((e, _)) => bail!("enqueueing a record: {e}"),
+        }
+    }
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => bail!("the broker refused a record: {e}"),
+            Err(_) => bail!("the producer dropped a delivery report"),
+        }
+    }
+    Ok(started.elapsed().as_micros() as u64)
+}
+
+/// Sends requests one after the other until `until`, as a keep-alive connection does.
 async fn connection(
     producer: FutureProducer,
-    request: &Request,
+    request: &'static Request,
     until: Instant,
 ) -> anyhow::Result<Vec<u64>> {
     let mut latencies = Vec::new();
     while Instant::now() < until {
-        let started = Instant::now();
-        let mut deliveries = Vec::with_capacity(request.payloads.len());
-        for payload in &request.payloads {
-            let record = FutureRecord::to(RAW_TOPIC)
-                .key(&request.key)
-                .payload(payload);
-            match producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((e, _)) => bail!("enqueueing a record: {e}"),
-            }
-        }
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => bail!("the broker refused a record: {e}"),
-                Err(_) => bail!("the producer dropped a delivery report"),
-            }
-        }
-        latencies.push(started.elapsed().as_micros() as u64);
+        latencies.push(one_request(&producer, request).await?);
+    }
+    Ok(latencies)
+}
+
+/// Starts a request every `20 / events_per_s` seconds until `until`, not waiting for the
+/// previous ones: the latency at a fixed rate, as h2load measures the collector's.
+async fn fixed_rate(
+    producer: FutureProducer,
+    request: &'static Request,
+    events_per_s: f64,
+    until: Instant,
+) -> anyhow::Result<Vec<u64>> {
+    let every = Duration::from_secs_f64(request.payloads.len() as f64 / events_per_s);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut started = Vec::new();
+    while Instant::now() < until {
+        ticks.tick().await;
+        let producer = producer.clone();
+        started.push(tokio::spawn(async move {
+            one_request(&producer, request).await
+        }));
+    }
+    let mut latencies = Vec::with_capacity(started.len());
+    for request in started {
+        latencies.push(request.await??);
     }
     Ok(latencies)
 }
@@ -99,7 +133,19 @@ fn main() -> anyhow::Result<()> {
     let [brokers, concurrency, seconds, overrides @ ..] = args.as_slice() else {
         bail!("usage: broker-ceiling BROKERS CONCURRENCY SECONDS [NAME=VALUE ...]");
     };
-    let concurrency: usize = concurrency.parse().context("CONCURRENCY is a number")?;
+    let rate: Option<f64> = match concurrency.strip_suffix("/s") {
+        Some(rate) => Some(
+            rate.parse()
+                .context("a fixed rate is N/s, N events a second")?,
+        ),
+        None => None,
+    };
+    let concurrency: usize = match rate {
+        Some(_) => 0,
+        None => concurrency
+            .parse()
+            .context("CONCURRENCY is a number or N/s")?,
+    };
     let seconds: u64 = seconds.parse().context("SECONDS is a number")?;
     let request: &'static Request = Box::leak(Box::new(collector_request()?));
     // The collector's own bound (max_queue_events 50 000, librdkafka's queue twice that).
@@ -125,13 +171,19 @@ fn main() -> anyhow::Result<()> {
         .await?;
         let started = Instant::now();
         let until = started + Duration::from_secs(seconds);
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|_| tokio::spawn(connection(producer.clone(), request, until)))
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await??);
-        }
+        let all = match rate {
+            Some(rate) => fixed_rate(producer.clone(), request, rate, until).await?,
+            None => {
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| tokio::spawn(connection(producer.clone(), request, until)))
+                    .collect();
+                let mut all = Vec::new();
+                for task in tasks {
+                    all.extend(task.await??);
+                }
+                all
+            }
+        };
         anyhow::Ok((all, started.elapsed()))
     })?;
     let mut sorted = latencies;
@@ -140,8 +192,12 @@ fn main() -> anyhow::Result<()> {
         bail!("no request completed");
     }
     let events = sorted.len() * request.payloads.len();
+    let load = match rate {
+        Some(rate) => format!("at {rate} events/s"),
+        None => format!("c={concurrency}"),
+    };
     println!(
-        "broker ceiling c={concurrency}{}: {} events/s acknowledged ({} requests), p50 {:.2}ms p90 {:.2}ms p99 {:.2}ms",
+        "broker ceiling {load}{}: {} events/s acknowledged ({} requests), p50 {:.2}ms p90 {:.2}ms p99 {:.2}ms",
         overrides
             .iter()
             .map(|o| format!(" {o}"))

@@ -120,8 +120,10 @@ done
 
 # Latency at half that rate, at a fixed rate (h2load --rps; wrk is closed-loop): enough
 # HTTP/1.1 connections that each sends at most 100 requests/s, so a request rarely waits
-# behind the previous one on its connection. The body is the same batch (same event ids)
-# every time: the collector does not deduplicate, the pipeline does.
+# behind the previous one on its connection, opened 1 ms apart so that their schedules
+# interleave (all at once, h2load fires every connection on the same tick: bursts of a
+# thousand events). The body is the same batch (same event ids) every time: the collector
+# does not deduplicate, the pipeline does.
 {
   printf '{"site":"BENCH","sent_at":"%s","events":[' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"
   ts=$(date -u -d '-1 second' +%Y-%m-%dT%H:%M:%S.000Z)
@@ -135,11 +137,14 @@ half_requests=$(( best_rate / 2 / 20 ))
 clients=$(( (half_requests + 99) / 100 ))
 clients=$(( clients > 0 ? clients : 1 ))
 rps=$(( half_requests / clients ))
-before=$(metric exatom_collector_events_accepted_total)
-taskset -c "$CLIENT_CORE" h2load --h1 -c"$clients" --rps="$rps" -D"$SECONDS_PER_RUN" \
-  --warm-up-time=1 -d "$OUT/batch.json" -H 'Content-Type: text/plain;charset=UTF-8' \
-  --log-file="$OUT/half.log" "http://127.0.0.1:$PORT/v1/events" >"$OUT/half.txt"
-after=$(metric exatom_collector_events_accepted_total)
+rm -f "$OUT/half.log" # h2load appends to it
+taskset -c "$CLIENT_CORE" h2load --h1 -c"$clients" --rps="$rps" -r1 --rate-period=1ms \
+  -n $(( clients * rps * SECONDS_PER_RUN )) -d "$OUT/batch.json" \
+  -H 'Content-Type: text/plain;charset=UTF-8' --log-file="$OUT/half.log" \
+  "http://127.0.0.1:$PORT/v1/events" >"$OUT/half.txt"
+# The same rate into the broker with no HTTP (the collector idles meanwhile).
+taskset -c "$CORE" "$BIN/broker-ceiling" "$EXATOM_KAFKA_BROKERS" "$((clients * rps * 20))/s" \
+  "$SECONDS_PER_RUN" >"$OUT/broker-half.txt"
 statuses=$(cut -f2 "$OUT/half.log" | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}')
 # Column 3 is microseconds until the end of the response.
 percentiles=$(cut -f3 "$OUT/half.log" | sort -n | awk '{v[NR] = $1} END {
@@ -151,7 +156,8 @@ peak_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$collector_pid/status")
 
 echo
 echo "collector, one core, into the broker: $best_rate events/s acknowledged (best of the wrk runs)"
-echo "fixed rate $((clients * rps * 20)) events/s ($clients connections × $rps requests/s): $(( (after - before) / (SECONDS_PER_RUN + 1) )) events/s acknowledged, statuses $statuses"
+echo "fixed rate $((clients * rps * 20)) events/s ($clients connections × $rps requests/s): $(awk '/^finished in/ {printf "%d", $4 * 20}' "$OUT/half.txt") events/s answered, statuses $statuses"
 echo "latency at that rate: $percentiles"
+cat "$OUT/broker-half.txt"
 echo "collector memory: RSS $((rss_kib / 1024)) MiB now, peak $((peak_kib / 1024)) MiB"
 echo "raw outputs: $OUT/"
