@@ -24,6 +24,7 @@ help:
 	@echo "make stop    stop it (data kept in .local/run)"
 	@echo "make test    formatting, lints, unit tests, integration tests on a real stack"
 	@echo "make bench   criterion benchmarks of the hot paths"
+	@echo "make bench-collector   the collector under load on one core, with its ceilings"
 	@echo "make fuzz    fuzz the collector's body decoder for 60 s (installs cargo-fuzz if missing)"
 
 .PHONY: build
@@ -80,6 +81,12 @@ test: lint unit integration
 .PHONY: bench
 bench:
 	$(CARGO) bench -p exatom-benches --bench pipeline --bench anonymizer
+
+# End-to-end load of the collector on one core, with both ceilings (BENCHMARKS.md); installs
+# its tools (deploy/local/install.sh bench). BENCH_STORAGE=sqlite: the broker as `make run` has it.
+.PHONY: bench-collector
+bench-collector:
+	benches/load/collector.sh
 
 # The dashboard query pack on a year of synthetic rollups, against a running ClickHouse
 # ($EXATOM_CLICKHOUSE_URL, default the `make run` stack); uses its own database exatom_bench.

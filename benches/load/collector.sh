@@ -1,54 +1,66 @@
 #!/usr/bin/env bash
-# End-to-end load of the collector: wrk posts 20-event batches (fresh ids) to the running
-# collector, pinned to one core, with the real broker behind it; nginx answering 204 on the
-# same core is the ceiling of this machine's HTTP path, measured in the same run.
+# End-to-end load of the collector: 20-event batches (fresh ids) posted to the running
+# collector, pinned to one core, with the real broker behind it. Two ceilings are measured in
+# the same run, on the same core: nginx answering 204 (this machine's HTTP path) and
+# broker-ceiling (the collector's producer settings and records with no HTTP: what the
+# broker acknowledges at best).
 #
-#   benches/load/collector.sh            (stack state in .local/bench unless EXATOM_STATE)
+#   benches/load/collector.sh                      broker on memory storage (the default here)
+#   BENCH_STORAGE=sqlite benches/load/collector.sh broker as `make run` has it (sqlite)
 #
-# Ports: EXATOM_KAFKA_PORT / EXATOM_CH_HTTP_PORT / EXATOM_CH_TCP_PORT for the stack (it is
-# started if not running, and stopped again if this script started it), BENCH_PORT for the
-# collector, BENCH_NGINX_PORT for nginx. BENCH_SECONDS per run, BENCH_CORE for the server,
-# BENCH_CLIENT_CORE for wrk. Figures go to stdout; record them in BENCHMARKS.md.
+# Installs its tools with `deploy/local/install.sh bench`. Starts its own broker (no
+# ClickHouse: the collector does not use it) in EXATOM_STATE (default .local/bench), on
+# EXATOM_KAFKA_PORT (default 39092), and stops it at the end. BENCH_PORT for the collector,
+# BENCH_NGINX_PORT for nginx, BENCH_SECONDS per run, BENCH_CORE for the server under test,
+# BENCH_CLIENT_CORE for the load tools and the broker. Figures go to stdout; record them in
+# BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export EXATOM_STATE=${EXATOM_STATE:-$ROOT/.local/bench}
 export EXATOM_KAFKA_PORT=${EXATOM_KAFKA_PORT:-39092}
-export EXATOM_CH_HTTP_PORT=${EXATOM_CH_HTTP_PORT:-38123}
-export EXATOM_CH_TCP_PORT=${EXATOM_CH_TCP_PORT:-39000}
+STORAGE=${BENCH_STORAGE:-memory}
+case $STORAGE in
+  memory)
+    export EXATOM_TANSU_STORAGE=memory://tansu/
+    export TANSU=$ROOT/.local/tansu-memory/bin/tansu
+    ;;
+  sqlite) ;;
+  *) echo "BENCH_STORAGE must be memory or sqlite" >&2; exit 2 ;;
+esac
 source "$ROOT/deploy/local/common.sh"
 PORT=${BENCH_PORT:-38080}
 NGINX_PORT=${BENCH_NGINX_PORT:-38081}
-SECONDS_PER_RUN=${BENCH_SECONDS:-15}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CORE=${BENCH_CORE:-1}
 CLIENT_CORE=${BENCH_CLIENT_CORE:-0}
 LUA=$ROOT/benches/load/batch.lua
-OUT=$STATE/bench
+OUT=$STATE/bench-$STORAGE
 mkdir -p "$OUT"
 
-for tool in wrk nginx taskset; do
-  if ! command -v "$tool" >/dev/null; then
-    log "installing wrk and nginx-light (apt)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
-    break
-  fi
-done
+"$ROOT/deploy/local/install.sh" bench
 (cd "$ROOT" && cargo build --release --workspace --bins -q)
 
-started_stack=false
-if ! running broker; then
-  "$ROOT/deploy/local/stack.sh" up
-  started_stack=true
+if running broker; then
+  echo "a broker already runs in $STATE: stop it first (deploy/local/stack.sh down)" >&2
+  exit 1
 fi
 collector_pid=
 nginx_pid=
 cleanup() {
   [[ -n $collector_pid ]] && kill -TERM "$collector_pid" 2>/dev/null && wait "$collector_pid" || true
   [[ -n $nginx_pid ]] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" || true
-  if $started_stack; then "$ROOT/deploy/local/stack.sh" down; fi
+  "$ROOT/deploy/local/stack.sh" broker-down
 }
 trap cleanup EXIT
+# A fresh broker every run: a sqlite file grown by earlier runs would be slower.
+rm -rf "$STATE/tansu"
+"$ROOT/deploy/local/stack.sh" broker-up
+taskset -a -p -c "$CLIENT_CORE" "$(cat "$STATE/pids/broker.pid")" >/dev/null
+"$BIN/exatom-admin" topics >&2
 
-# wrk_run NAME URL CONNECTIONS: one wrk run on the client core; its output is kept.
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), broker storage $STORAGE"
+
+# wrk_run NAME URL CONNECTIONS: one closed-loop wrk run on the client core.
 wrk_run() {
   taskset -c "$CLIENT_CORE" wrk -t1 -c"$3" -d"${SECONDS_PER_RUN}s" --latency -s "$LUA" "$2" \
     >"$OUT/$1.txt"
@@ -59,7 +71,7 @@ metric() {
   curl -fsS "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}' | tail -1
 }
 
-# The ceiling: nginx, one worker on the same core, answering 204 to the same requests.
+# Ceiling 1: nginx, one worker on the server core, answering 204 to the same requests.
 cat >"$OUT/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -77,6 +89,14 @@ nginx_pid=$!
 wait_for nginx 10 curl -fsS -o /dev/null "http://127.0.0.1:$NGINX_PORT/"
 wrk_run nginx-c64 "http://127.0.0.1:$NGINX_PORT/v1/events" 64
 kill -TERM "$nginx_pid"; wait "$nginx_pid" || true; nginx_pid=
+nginx_events=$(awk -v r="$(requests_per_s nginx-c64)" 'BEGIN {printf "%d", r * 20}')
+echo "ceiling, nginx 204 c=64: $nginx_events events/s, p50 $(latency nginx-c64 50%) p99 $(latency nginx-c64 99%)"
+
+# Ceiling 2: the broker, fed by the collector's producer on the server core, no HTTP.
+for c in 8 32 64; do
+  taskset -c "$CORE" "$BIN/broker-ceiling" "$EXATOM_KAFKA_BROKERS" "$c" "$SECONDS_PER_RUN" \
+    | tee "$OUT/broker-c$c.txt"
+done
 
 printf '[sites.BENCH]\norigins = []\n' >"$OUT/sites.toml"
 EXATOM_LISTEN=127.0.0.1:$PORT EXATOM_SITES_FILE=$OUT/sites.toml \
@@ -87,35 +107,57 @@ wait_for collector 30 curl -fsS "http://127.0.0.1:$PORT/readyz"
 
 # Throughput: what the broker acknowledged (the metric), not what wrk sent.
 best_rate=0
-for c in 32 64 128; do
+for c in 8 32 64 128; do
   before=$(metric exatom_collector_events_accepted_total)
   refused_before=$(metric 'exatom_collector_requests_total{route="/v1/events",status="503"}')
   wrk_run "collector-c$c" "http://127.0.0.1:$PORT/v1/events" "$c"
   after=$(metric exatom_collector_events_accepted_total)
   refused=$(metric 'exatom_collector_requests_total{route="/v1/events",status="503"}')
   rate=$(( (after - before) / SECONDS_PER_RUN ))
-  echo "collector c=$c: $rate events/s acknowledged, 503 answers: $(( ${refused:-0} - ${refused_before:-0} )), p50 $(latency "collector-c$c" 50%) p99 $(latency "collector-c$c" 99%)"
+  echo "collector c=$c: $rate events/s acknowledged, 503 answers: $(( ${refused:-0} - ${refused_before:-0} )), p50 $(latency "collector-c$c" 50%) p90 $(latency "collector-c$c" 90%) p99 $(latency "collector-c$c" 99%)"
   if (( rate > best_rate )); then best_rate=$rate; fi
 done
 
-# Latency at about half that rate: wrk is closed-loop (wrk2 is not packaged), so the
-# connection count whose rate comes nearest to half the best is the one reported.
-half=$(( best_rate / 2 ))
-best_c=0 best_gap=-1
-for c in 1 2 4 8 16; do
-  wrk_run "half-c$c" "http://127.0.0.1:$PORT/v1/events" "$c"
-  rate=$(awk -v r="$(requests_per_s "half-c$c")" 'BEGIN {printf "%d", r * 20}')
-  gap=$(( rate > half ? rate - half : half - rate ))
-  echo "collector c=$c: $rate events/s, p50 $(latency "half-c$c" 50%) p90 $(latency "half-c$c" 90%) p99 $(latency "half-c$c" 99%)"
-  if (( best_gap < 0 || gap < best_gap )); then best_c=$c best_gap=$gap; fi
-done
+# Latency at half that rate, at a fixed rate (h2load --rps; wrk is closed-loop): enough
+# HTTP/1.1 connections that each sends at most 100 requests/s, so a request rarely waits
+# behind the previous one on its connection, opened 1 ms apart so that their schedules
+# interleave (all at once, h2load fires every connection on the same tick: bursts of a
+# thousand events). The body is the same batch (same event ids) every time: the collector
+# does not deduplicate, the pipeline does.
+{
+  printf '{"site":"BENCH","sent_at":"%s","events":[' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"
+  ts=$(date -u -d '-1 second' +%Y-%m-%dT%H:%M:%S.000Z)
+  for i in $(seq 0 19); do
+    ((i > 0)) && printf ','
+    printf '{"id":"6f1c2e3a-0000-4000-8000-%012d","type":"form_event","ts":"%s","page":"https://shop.example/checkout","form":{"name":"checkout","id":"co","order":0},"event":"input","seq":%d,"field":{"name":"email","id":"email","tag":"input","type":"email","order":0,"label":"E-mail"},"value":"*"}' "$i" "$ts" "$i"
+  done
+  printf ']}'
+} >"$OUT/batch.json"
+half_requests=$(( best_rate / 2 / 20 ))
+clients=$(( (half_requests + 99) / 100 ))
+clients=$(( clients > 0 ? clients : 1 ))
+rps=$(( half_requests / clients ))
+rm -f "$OUT/half.log" # h2load appends to it
+taskset -c "$CLIENT_CORE" h2load --h1 -c"$clients" --rps="$rps" -r1 --rate-period=1ms \
+  -n $(( clients * rps * SECONDS_PER_RUN )) -d "$OUT/batch.json" \
+  -H 'Content-Type: text/plain;charset=UTF-8' --log-file="$OUT/half.log" \
+  "http://127.0.0.1:$PORT/v1/events" >"$OUT/half.txt"
+# The same rate into the broker with no HTTP (the collector idles meanwhile).
+taskset -c "$CORE" "$BIN/broker-ceiling" "$EXATOM_KAFKA_BROKERS" "$((clients * rps * 20))/s" \
+  "$SECONDS_PER_RUN" >"$OUT/broker-half.txt"
+statuses=$(cut -f2 "$OUT/half.log" | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}')
+# Column 3 is microseconds until the end of the response.
+percentiles=$(cut -f3 "$OUT/half.log" | sort -n | awk '{v[NR] = $1} END {
+  split("0.5 0.9 0.99 0.999", ps, " ");
+  for (i = 1; i <= 4; i++) { n = int(NR * ps[i]); if (n < 1) n = 1; printf "p%s %.2fms ", ps[i] * 100, v[n] / 1000 }
+  printf "max %.2fms", v[NR] / 1000 }')
 rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$collector_pid/status")
 peak_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$collector_pid/status")
-nginx_events=$(awk -v r="$(requests_per_s nginx-c64)" 'BEGIN {printf "%d", r * 20}')
 
 echo
-echo "ceiling (nginx 204, c=64):        $nginx_events events/s ($(requests_per_s nginx-c64) requests/s), p99 $(latency nginx-c64 99%)"
-echo "collector, one core, into broker: $best_rate events/s acknowledged"
-echo "latency at ~half rate (c=$best_c): p50 $(latency "half-c$best_c" 50%) p75 $(latency "half-c$best_c" 75%) p90 $(latency "half-c$best_c" 90%) p99 $(latency "half-c$best_c" 99%)"
+echo "collector, one core, into the broker: $best_rate events/s acknowledged (best of the wrk runs)"
+echo "fixed rate $((clients * rps * 20)) events/s ($clients connections × $rps requests/s): $(awk '/^finished in/ {printf "%d", $4 * 20}' "$OUT/half.txt") events/s answered, statuses $statuses"
+echo "latency at that rate: $percentiles"
+cat "$OUT/broker-half.txt"
 echo "collector memory: RSS $((rss_kib / 1024)) MiB now, peak $((peak_kib / 1024)) MiB"
-echo "raw wrk outputs: $OUT/*.txt"
+echo "raw outputs: $OUT/"

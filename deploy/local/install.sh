@@ -2,6 +2,8 @@
 # Installs what the local stack and the tests need, once; re-running is cheap.
 #   deploy/local/install.sh          broker, ClickHouse, build tools
 #   deploy/local/install.sh test     + Prometheus, Chromium and chromedriver, chdb-core (modern ClickHouse engine)
+#   deploy/local/install.sh bench    + the collector's load tools (wrk, h2load, nginx) and a tansu
+#                                      with memory storage (benches/load/collector.sh)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -13,6 +15,12 @@ if [[ ${1:-} == test ]]; then
   # The browser tests drive the Debian build of Chromium over WebDriver.
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+fi
+if [[ ${1:-} == bench ]]; then
+  command -v wrk >/dev/null || need_apt+=(wrk)
+  # h2load keeps a fixed request rate (wrk cannot): the latency-at-half-rate run.
+  command -v h2load >/dev/null || need_apt+=(nghttp2-client)
+  command -v nginx >/dev/null || need_apt+=(nginx-light)
 fi
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"
@@ -33,4 +41,12 @@ if [[ ${1:-} == test ]]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q chdb-core
   fi
+fi
+
+# The packaged tansu has sqlite storage only; memory storage (the load run's broker, out of
+# the collector's way) needs the dynostore feature: a second build, beside the first.
+if [[ ${1:-} == bench ]] && ! [[ -x $ROOT/.local/tansu-memory/bin/tansu ]]; then
+  log "installing tansu 0.6.0 with memory storage into .local/tansu-memory (about 15 minutes)"
+  cargo install tansu --locked --version 0.6.0 --features libsql,dynostore \
+    --root "$ROOT/.local/tansu-memory"
 fi

@@ -11,10 +11,12 @@ broker_up() {
   # SQLite storage survives a broker restart (the default memory:// does not); the
   # maintenance pass is what applies retention.ms, every 30 s here. tansu reads the path
   # after sqlite:// as relative to its working directory, hence the cd.
+  # EXATOM_TANSU_STORAGE overrides it for load runs (memory://tansu/: the broker out of
+  # the way of the collector's figures; benches/load/collector.sh).
   (cd "$STATE/tansu" && start broker "$TANSU" broker \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine "sqlite://tansu.db?maintenance_interval=30s")
+    --storage-engine "${EXATOM_TANSU_STORAGE:-sqlite://tansu.db?maintenance_interval=30s}")
   wait_for broker 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
 }
 

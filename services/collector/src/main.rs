@@ -1,5 +1,9 @@
 //! `exatom-collector`: see the crate docs.
 
+/// mimalloc instead of glibc's malloc: the request path is allocation-heavy (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     exatom_shared::telemetry::init_logging();

@@ -1,14 +1,17 @@
 //! Producing validated events to `exatom.raw`, with backpressure instead of unbounded buffers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use exatom_shared::kafka::RAW_TOPIC;
 use exatom_shared::model::RawEvent;
+use rdkafka::client::ClientContext;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
+use tokio::sync::oneshot;
 
 use crate::encoder::{partition_key, RawEncoder};
 use crate::metrics::CollectorMetrics;
@@ -29,7 +32,7 @@ pub enum SinkError {
 /// The producer side of the collector.
 #[derive(Clone)]
 pub struct RawSink {
-    producer: FutureProducer,
+    producer: ThreadedProducer<RequestAcks>,
     encoder: Arc<RawEncoder>,
     broker_up: Arc<AtomicBool>,
     max_queue_events: usize,
@@ -104,7 +107,7 @@ impl RawSink {
             return Err(SinkError::QueueFull);
         }
         let started = Instant::now();
-        let mut deliveries = Vec::with_capacity(events.len());
+        let (pending, acknowledged) = Pending::new(events.len());
         let mut payload = Vec::with_capacity(512);
         // The events of one request share site, address and user agent: one key, hashed once.
         let mut key = String::new();
@@ -117,23 +120,25 @@ impl RawSink {
                 key = partition_key(&event.site, &event.ip, &event.user_agent);
                 keyed = Some(event);
             }
-            let record = FutureRecord::to(RAW_TOPIC).key(&key).payload(&payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
+            let record = BaseRecord::with_opaque_to(RAW_TOPIC, Arc::clone(&pending))
+                .key(&key)
+                .payload(&payload);
+            match self.producer.send(record) {
+                Ok(()) => {}
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     return Err(SinkError::QueueFull)
                 }
                 Err((e, _)) => return Err(SinkError::Delivery(e.to_string())),
             }
         }
-        let all = futures_join(deliveries);
-        let results = tokio::time::timeout(self.delivery_timeout, all)
+        drop(pending);
+        let failed = tokio::time::timeout(self.delivery_timeout, acknowledged)
             .await
             .map_err(|_| {
                 self.metrics.delivery_failures.inc_by(events.len() as u64);
                 SinkError::DeliveryTimeout
-            })?;
-        let failed = results.iter().filter(|r| !matches!(r, Ok(Ok(_)))).count();
+            })?
+            .map_err(|_| SinkError::Delivery("the producer stopped".into()))?;
         if failed > 0 {
             self.metrics.delivery_failures.inc_by(failed as u64);
             return Err(SinkError::Delivery(format!(
@@ -157,8 +162,12 @@ impl RawSink {
 /// 1 ms linger instead of 5: a 202 waits for the broker's acknowledgement, so the linger is
 /// paid by every request. Measured against tansu here: p50 at one connection 7.4 → 2.9 ms,
 /// and more events per second at 8 connections (BENCHMARKS.md).
-fn producer(brokers: &str, queue_messages: u32) -> Result<FutureProducer, KafkaError> {
-    ClientConfig::new()
+///
+/// Public so the broker-ceiling load program (`benches/load/broker_ceiling.rs`) produces
+/// with exactly these settings.
+pub fn producer_config(brokers: &str, queue_messages: u32) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -166,18 +175,101 @@ fn producer(brokers: &str, queue_messages: u32) -> Result<FutureProducer, KafkaE
         .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", queue_messages.to_string())
-        .set("message.timeout.ms", "30000")
-        .create()
+        .set("message.timeout.ms", "30000");
+    config
+}
+
+fn producer(
+    brokers: &str,
+    queue_messages: u32,
+) -> Result<ThreadedProducer<RequestAcks>, KafkaError> {
+    ThreadedProducer::from_config_and_context(
+        &producer_config(brokers, queue_messages),
+        RequestAcks,
+    )
+}
+
+/// Routes each record's delivery report to the request it came from.
+struct RequestAcks;
+
+impl ClientContext for RequestAcks {}
+
+impl ProducerContext for RequestAcks {
+    type DeliveryOpaque = Arc<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Arc<Pending>) {
+        pending.settle(result.is_ok());
+    }
+}
+
+/// One request's records awaiting acknowledgement. The request is woken once, when the last
+/// report arrives, instead of once per record: at 20 records a request that is most of the
+/// wake-ups between librdkafka's polling thread and the HTTP runtime.
+struct Pending {
+    remaining: AtomicUsize,
+    failed: AtomicUsize,
+    done: Mutex<Option<oneshot::Sender<usize>>>,
+}
+
+impl Pending {
+    /// The shared count and the receiver of the number of records that failed.
+    fn new(records: usize) -> (Arc<Pending>, oneshot::Receiver<usize>) {
+        let (done, acknowledged) = oneshot::channel();
+        let pending = Pending {
+            remaining: AtomicUsize::new(records),
+            failed: AtomicUsize::new(0),
+            done: Mutex::new(Some(done)),
+        };
+        (Arc::new(pending), acknowledged)
+    }
+
+    fn settle(&self, delivered: bool) {
+        if !delivered {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let done = self.done.lock().ok().and_then(|mut d| d.take());
+            if let Some(done) = done {
+                // The request may have given up (timeout, 503): nobody to tell.
+                let _ = done.send(self.failed.load(Ordering::Relaxed));
+            }
+        }
+    }
 }
 
 fn same_visitor(a: &RawEvent, b: &RawEvent) -> bool {
     a.site == b.site && a.ip == b.ip && a.user_agent == b.user_agent
 }
 
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut out = Vec::with_capacity(futures.len());
-    for f in futures {
-        out.push(f.await);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_hears_once_all_its_records_are_acknowledged() {
+        let (pending, mut acknowledged) = Pending::new(3);
+        pending.settle(true);
+        pending.settle(true);
+        assert!(acknowledged.try_recv().is_err(), "one record still out");
+        pending.settle(true);
+        assert_eq!(acknowledged.try_recv(), Ok(0));
     }
-    out
+
+    #[test]
+    fn failed_records_are_counted_whatever_order_the_reports_come_in() {
+        let (pending, mut acknowledged) = Pending::new(3);
+        pending.settle(false);
+        pending.settle(true);
+        pending.settle(false);
+        assert_eq!(acknowledged.try_recv(), Ok(2));
+    }
+
+    #[test]
+    fn reports_after_the_request_gave_up_are_harmless() {
+        let (pending, acknowledged) = Pending::new(2);
+        drop(acknowledged);
+        pending.settle(true);
+        pending.settle(true);
+        assert_eq!(pending.remaining.load(Ordering::Relaxed), 0);
+    }
 }
