@@ -11,10 +11,10 @@
 -- holds one value per session.
 --
 -- Each table (fields apart, below) is copied into a monthly-partitioned twin with the same
--- columns, the twin takes its name, the old one is dropped. Every step can run again if the migration stopped
--- halfway (the leftovers are dropped first). Stop the aggregator while this runs: a rollup
--- row it writes between the copy and the rename is lost (it is recomputed the next time a
--- session of that day and form arrives).
+-- columns, the twin takes its name, the old one is dropped. Every step can run again if the
+-- migration stopped halfway (the leftovers are dropped first). Stop the aggregator while
+-- this runs: a rollup row it writes between the copy and the rename is lost (it is
+-- recomputed the next time a session of that day and form arrives).
 
 DROP TABLE IF EXISTS form_daily_by_day;
 DROP TABLE IF EXISTS form_daily_by_month;
