@@ -38,9 +38,18 @@ impl Stack {
 
     /// Runs a ClickHouse query and returns its TSV output.
     pub async fn query(&self, sql: &str) -> String {
+        self.post(sql, format!("{sql} FORMAT TSV")).await
+    }
+
+    /// Runs a ClickHouse statement that returns nothing (DDL, `INSERT … VALUES`).
+    pub async fn execute(&self, sql: &str) {
+        self.post(sql, sql.to_owned()).await;
+    }
+
+    async fn post(&self, sql: &str, body: String) -> String {
         let response = reqwest::Client::new()
             .post(&self.clickhouse_url)
-            .body(format!("{sql} FORMAT TSV"))
+            .body(body)
             .send()
             .await
             .expect("ClickHouse answers");
@@ -48,19 +57,6 @@ impl Stack {
         let text = response.text().await.unwrap_or_default();
         assert!(status.is_success(), "{sql}: {status} {text}");
         text
-    }
-
-    /// Runs a ClickHouse statement that returns nothing (DDL, `INSERT … VALUES`).
-    pub async fn execute(&self, sql: &str) {
-        let response = reqwest::Client::new()
-            .post(&self.clickhouse_url)
-            .body(sql.to_owned())
-            .send()
-            .await
-            .expect("ClickHouse answers");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "{sql}: {status} {text}");
     }
 
     /// Every record of a topic, from the beginning: (key, value).

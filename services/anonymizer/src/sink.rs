@@ -7,6 +7,7 @@ use exatom_shared::avro::{raw_event_codec, Codec, CodecError};
 use exatom_shared::kafka::{self, ANON_TOPIC, RAW_TOPIC};
 use exatom_shared::model::{Device, RawEvent};
 use exatom_shared::telemetry::Shutdown;
+use prometheus::IntCounterVec;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -73,8 +74,7 @@ impl Pipeline {
         let raw_codec = raw_event_codec();
         let anon_codec = AnonEncoder::default();
         let mut lag_sampled = Instant::now();
-        let (mut hits, mut misses) = (0, 0);
-        let (mut scrub_hits, mut scrub_misses) = (0, 0);
+        let (mut ua_counted, mut scrub_counted) = ((0, 0), (0, 0));
         while !shutdown.is_triggered() {
             let batch = kafka::next_batch(
                 &self.consumer,
@@ -117,24 +117,10 @@ impl Pipeline {
             }
             self.record_counts(counts);
             self.record_stages(&stages);
-            self.metrics
-                .ua_cache
-                .with_label_values(&["hit"])
-                .inc_by(self.classifier.hits - hits);
-            self.metrics
-                .ua_cache
-                .with_label_values(&["miss"])
-                .inc_by(self.classifier.misses - misses);
-            (hits, misses) = (self.classifier.hits, self.classifier.misses);
-            self.metrics
-                .scrub_cache
-                .with_label_values(&["hit"])
-                .inc_by(self.scrubber.hits - scrub_hits);
-            self.metrics
-                .scrub_cache
-                .with_label_values(&["miss"])
-                .inc_by(self.scrubber.misses - scrub_misses);
-            (scrub_hits, scrub_misses) = (self.scrubber.hits, self.scrubber.misses);
+            let ua = (self.classifier.hits, self.classifier.misses);
+            count_lookups(&self.metrics.ua_cache, ua, &mut ua_counted);
+            let scrub = (self.scrubber.hits, self.scrubber.misses);
+            count_lookups(&self.metrics.scrub_cache, scrub, &mut scrub_counted);
 
             let mut mark = Instant::now();
             self.deliver(&batch, outcomes, &shutdown).await?;
@@ -327,4 +313,13 @@ impl Pipeline {
                 .set(lag);
         }
     }
+}
+
+/// Adds a cache's hits and misses since the last call to its `{result}` counter.
+fn count_lookups(counter: &IntCounterVec, (hits, misses): (u64, u64), counted: &mut (u64, u64)) {
+    counter.with_label_values(&["hit"]).inc_by(hits - counted.0);
+    counter
+        .with_label_values(&["miss"])
+        .inc_by(misses - counted.1);
+    *counted = (hits, misses);
 }
