@@ -52,17 +52,8 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
         config: config.clone(),
     });
     let readiness = Readiness::default();
-    let watcher = sink.watch_broker(Duration::from_secs(1));
+    let watcher = sink.watch_broker(Duration::from_secs(1), readiness.clone());
     let reloader = spawn_registry_reloader(Arc::clone(&state));
-    let ready_task = {
-        let (readiness, sink) = (readiness.clone(), sink.clone());
-        tokio::spawn(async move {
-            loop {
-                readiness.set(sink.broker_up());
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
-    };
 
     let shutdown = Shutdown::on_signals();
     let app = service::router(Arc::clone(&state), registry, readiness);
@@ -74,7 +65,6 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
 
     watcher.abort();
     reloader.abort();
-    ready_task.abort();
     sink.flush(Duration::from_secs(10))
         .context("flushing the producer on shutdown")?;
     tracing::info!("collector drained");

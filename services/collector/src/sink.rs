@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use exatom_shared::kafka::RAW_TOPIC;
 use exatom_shared::model::RawEvent;
+use exatom_shared::telemetry::Readiness;
 use rdkafka::client::ClientContext;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -64,8 +65,14 @@ impl RawSink {
     }
 
     /// Asks the broker for the raw topic's metadata every `every`: the fast path to 503
-    /// while it is down, and to recovery when it is back.
-    pub fn watch_broker(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// while it is down, and to recovery when it is back. `/readyz` follows in the same
+    /// step, before requests do: a 503 for a missing broker is never answered while
+    /// `/readyz` still says ready.
+    pub fn watch_broker(
+        &self,
+        every: Duration,
+        readiness: Readiness,
+    ) -> tokio::task::JoinHandle<()> {
         let sink = self.clone();
         tokio::spawn(async move {
             loop {
@@ -78,6 +85,7 @@ impl RawSink {
                 })
                 .await
                 .unwrap_or(false);
+                readiness.set(up);
                 if up != sink.broker_up.swap(up, Ordering::Relaxed) {
                     if up {
                         tracing::info!("broker reachable: taking events");
