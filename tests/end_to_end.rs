@@ -85,13 +85,16 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer, json!({"accepted": 13, "rejected": []}));
 
-    // The session closes (stream time passes the batch's arrival + 2 s) and is aggregated.
-    let count_forms =
-        format!("SELECT count() FROM exatom.form_sessions FINAL WHERE site = '{site}'");
+    // The session closes (stream time passes the batch's arrival + 2 s) and is aggregated:
+    // its rows, then the rollups one after the other, the conversion segments last here.
+    let aggregated = format!(
+        "SELECT (SELECT count() FROM exatom.form_sessions FINAL WHERE site = '{site}'), \
+         (SELECT count() FROM exatom.conversion_segment_daily WHERE site = '{site}') > 0"
+    );
     wait_until(
         Duration::from_secs(90),
         "form analytics written",
-        || async { stack.query(&count_forms).await.trim() == "1" },
+        || async { stack.query(&aggregated).await.trim() == "1\t1" },
     )
     .await;
 

@@ -131,15 +131,16 @@ async fn journey() {
         ]
     );
 
-    // The session closes 20 s after its last event; the aggregator then writes its figures.
+    // The session closes 20 s after its last event; the aggregator then writes its rows and
+    // recomputes the rollups one after the other, tooltips last.
     wait_until(
         Duration::from_secs(120),
         "the session's figures",
         || async {
             world
-                .query("SELECT count() FROM exatom.conversions FINAL WHERE site = '{site}'")
+                .query("SELECT (SELECT count() FROM exatom.conversions FINAL WHERE site = '{site}'), (SELECT count() FROM exatom.tooltips_daily WHERE site = '{site}') > 0")
                 .await
-                == "1"
+                == "1\t1"
         },
     )
     .await;
