@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 
 use regex::{Captures, Regex};
 
+// The rules' patterns are the product's; only how they are applied is the old way.
 use crate::scrub::{
-    QueryAllowList, ScrubCounts, DATE_PLACEHOLDER, EMAIL_PLACEHOLDER, IDENTIFIER_MAX_DIGITS,
-    IP_PLACEHOLDER,
+    date, email, identifier_numbers, ipv4, ipv6, QueryAllowList, ScrubCounts, DATE,
+    DATE_PLACEHOLDER, EMAIL_PLACEHOLDER, IDENTIFIER_MAX_DIGITS, IP_PLACEHOLDER,
 };
 
 /// Compiles one of the rules' patterns once.
@@ -20,37 +21,9 @@ macro_rules! pattern {
     }};
 }
 
-/// Unicode word characters: `jösé@exämple.de` is an address too.
-fn email() -> &'static Regex {
-    pattern!(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
-}
-
-/// A run of what IPv6 addresses are written with (hex, `:`, and `.` for an embedded IPv4
-/// tail such as `::ffff:192.0.2.1`) holding at least two colons: taken whole, so that no
-/// address is cut in two by a neighbour; [`mask_ipv6`] finds the addresses inside.
-fn ipv6() -> &'static Regex {
-    pattern!(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
-}
-
-fn ipv4() -> &'static Regex {
-    pattern!(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
-}
-
-/// A numeric date: `2024-03-12`, `12/03/1985`, `1.3.85`.
-const DATE: &str = r"\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b";
-
-fn date() -> &'static Regex {
-    pattern!(DATE)
-}
-
 /// Numeric dates, then any other run of digits.
 fn text_numbers() -> &'static Regex {
     pattern!(&format!(r"(?P<date>{DATE})|\d+"))
-}
-
-/// A number as people write it: digit groups joined by single separators.
-fn identifier_numbers() -> &'static Regex {
-    pattern!(r"\d+(?:[ _./:\-]\d+)*")
 }
 
 /// Scrubs text a person reads: titles, labels.
