@@ -26,13 +26,13 @@ fn collector(c: &mut Criterion) {
                 user_agent: USER_AGENT,
                 conversion_tags: &[],
             };
-            let out = validate(&parsed, &received, &limits);
             // As the sink does: one key per request, one buffer for every event's bytes.
             black_box(partition_key(
                 &parsed.site,
                 received.ip,
                 received.user_agent,
             ));
+            let out = validate(parsed, &received, &limits);
             let mut payload = Vec::with_capacity(512);
             for e in &out.events {
                 encoder.encode_into(e, &mut payload).unwrap();

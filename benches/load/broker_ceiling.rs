@@ -42,7 +42,8 @@ fn collector_request() -> anyhow::Result<Request> {
         user_agent: USER_AGENT,
         conversion_tags: &[],
     };
-    let validated = validate(&parsed, &received, &limits);
+    let key = partition_key(&parsed.site, received.ip, received.user_agent);
+    let validated = validate(parsed, &received, &limits);
     if validated.events.len() != 20 {
         bail!(
             "the fixture batch kept {} of 20 events",
@@ -55,10 +56,7 @@ fn collector_request() -> anyhow::Result<Request> {
         .iter()
         .map(|e| encoder.encode(e))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Request {
-        key: partition_key(&parsed.site, received.ip, received.user_agent),
-        payloads,
-    })
+    Ok(Request { key, payloads })
 }
 
 /// Produces one request's records and waits for every acknowledgement: its latency in µs.

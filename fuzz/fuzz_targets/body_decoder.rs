@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         user_agent: "fuzz",
         conversion_tags: &[],
     };
-    let out = batch::validate(&parsed, &received, &limits);
+    let out = batch::validate(parsed, &received, &limits);
     assert!(out.events.len() + out.rejected.len() <= limits.max_events);
     let encoder = RawEncoder::default();
     for event in &out.events {

@@ -53,11 +53,37 @@ struct Envelope<'a> {
 }
 
 /// Batch-level facts checked before the site registry is consulted.
-#[derive(Debug)]
 pub struct Parsed<'a> {
     pub site: String,
     pub sent_at_ms: i64,
-    events: Vec<&'a RawValue>,
+    events: Events<'a>,
+}
+
+/// A batch's events: decoded with the envelope when every one is well formed (one pass over
+/// the body), else kept as JSON text to be decoded one by one, each problem named.
+enum Events<'a> {
+    Decoded(Vec<WireEvent<'a>>),
+    Raw(Vec<&'a RawValue>),
+}
+
+/// Counts only: an event as sent may hold a typed value, which must never reach a log line.
+impl std::fmt::Debug for Parsed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("site", &self.site)
+            .field("sent_at_ms", &self.sent_at_ms)
+            .field("events", &self.events.len())
+            .finish()
+    }
+}
+
+impl Events<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Events::Decoded(events) => events.len(),
+            Events::Raw(events) => events.len(),
+        }
+    }
 }
 
 /// What the request carried besides its body.
@@ -89,16 +115,26 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, BatchErr
             "expected a JSON object {\"site\", \"sent_at\", \"events\"}".into(),
         ));
     }
-    let envelope: Envelope<'a> = serde_json::from_str(text)
-        .map_err(|e| BatchError::Malformed(json_error::<Envelope>(text, e)))?;
-    if !valid_site_code(&envelope.site) {
+    let (site, sent_at, events) = match envelope::decode_whole(text, limits.max_events) {
+        Some(whole) => (whole.site, whole.sent_at, Events::Decoded(whole.events)),
+        None => {
+            let envelope: Envelope<'a> = serde_json::from_str(text)
+                .map_err(|e| BatchError::Malformed(json_error::<Envelope>(text, e)))?;
+            (
+                envelope.site,
+                envelope.sent_at,
+                Events::Raw(envelope.events),
+            )
+        }
+    };
+    if !valid_site_code(&site) {
         return Err(BatchError::Malformed(
             "`site` must be 2 to 32 characters of A-Z, a-z, 0-9, _ or -".into(),
         ));
     }
-    let sent_at_ms = parse_time(&envelope.sent_at)
-        .map_err(|e| BatchError::Malformed(format!("`sent_at` {e}")))?;
-    let n = envelope.events.len();
+    let sent_at_ms =
+        parse_time(&sent_at).map_err(|e| BatchError::Malformed(format!("`sent_at` {e}")))?;
+    let n = events.len();
     if n == 0 || n > limits.max_events {
         return Err(BatchError::Malformed(format!(
             "`events` must hold 1 to {} events, got {n}",
@@ -106,9 +142,9 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, BatchErr
         )));
     }
     Ok(Parsed {
-        site: envelope.site,
+        site,
         sent_at_ms,
-        events: envelope.events,
+        events,
     })
 }
 
@@ -121,15 +157,21 @@ pub fn valid_site_code(site: &str) -> bool {
 }
 
 /// Validates each event of a parsed batch.
-pub fn validate(parsed: &Parsed<'_>, received: &Received<'_>, limits: &Limits) -> Validated {
+pub fn validate(parsed: Parsed<'_>, received: &Received<'_>, limits: &Limits) -> Validated {
     let mut out = Validated {
         events: Vec::with_capacity(parsed.events.len()),
         ..Validated::default()
     };
+    let batch = Batch {
+        site: &parsed.site,
+        sent_at_ms: parsed.sent_at_ms,
+        received,
+        limits,
+    };
     let mut last_url = String::new();
-    for (index, raw) in parsed.events.iter().enumerate() {
+    let mut take = |index: usize, wire: Result<WireEvent, Invalid>| {
         let masked = &mut out.values_masked;
-        match validate_event(raw.get(), parsed, received, limits, masked, &mut last_url) {
+        match wire.and_then(|wire| validate_event(wire, &batch, masked, &mut last_url)) {
             Ok(event) => out.events.push(event),
             Err((code, detail)) => out.rejected.push(Rejection {
                 index,
@@ -137,8 +179,28 @@ pub fn validate(parsed: &Parsed<'_>, received: &Received<'_>, limits: &Limits) -
                 detail,
             }),
         }
+    };
+    match parsed.events {
+        Events::Decoded(events) => {
+            for (index, wire) in events.into_iter().enumerate() {
+                take(index, Ok(wire));
+            }
+        }
+        Events::Raw(events) => {
+            for (index, raw) in events.into_iter().enumerate() {
+                take(index, decode_event(raw.get()));
+            }
+        }
     }
     out
+}
+
+/// What every event of a batch is checked against.
+struct Batch<'b> {
+    site: &'b str,
+    sent_at_ms: i64,
+    received: &'b Received<'b>,
+    limits: &'b Limits,
 }
 
 type Invalid = (&'static str, String);
@@ -200,19 +262,21 @@ struct WireField {
     group: String,
 }
 
-fn validate_event(
-    json: &str,
-    parsed: &Parsed<'_>,
-    received: &Received<'_>,
-    limits: &Limits,
-    values_masked: &mut usize,
-    last_url: &mut String,
-) -> Result<RawEvent, Invalid> {
+/// One event's JSON text, decoded on its own: a problem here refuses this event only.
+fn decode_event(json: &str) -> Result<WireEvent<'_>, Invalid> {
     if !json.trim_start().starts_with('{') {
         return Err(("malformed", "an event must be a JSON object".into()));
     }
-    let wire: WireEvent =
-        serde_json::from_str(json).map_err(|e| ("malformed", json_error::<WireEvent>(json, e)))?;
+    serde_json::from_str(json).map_err(|e| ("malformed", json_error::<WireEvent>(json, e)))
+}
+
+fn validate_event(
+    wire: WireEvent<'_>,
+    batch: &Batch<'_>,
+    values_masked: &mut usize,
+    last_url: &mut String,
+) -> Result<RawEvent, Invalid> {
+    let (received, limits) = (batch.received, batch.limits);
     let event_id =
         canonical_uuid(&wire.id).ok_or_else(|| ("invalid_id", "`id` must be a UUID".to_owned()))?;
     let kind = match &*wire.kind {
@@ -224,7 +288,7 @@ fn validate_event(
         _ => return Err(("unknown_type", "`type` is not a known event type".into())),
     };
     let ts_ms = parse_time(&wire.ts).map_err(|e| ("invalid_ts", format!("`ts` {e}")))?;
-    let event_time_ms = ts_ms + (received.received_at_ms - parsed.sent_at_ms);
+    let event_time_ms = ts_ms + (received.received_at_ms - batch.sent_at_ms);
     if event_time_ms < received.received_at_ms - limits.max_age_ms {
         return Err((
             "stale",
@@ -371,10 +435,10 @@ fn validate_event(
 
     Ok(RawEvent {
         event_id,
-        site: parsed.site.clone(),
+        site: batch.site.to_owned(),
         kind,
         ts_ms,
-        sent_at_ms: parsed.sent_at_ms,
+        sent_at_ms: batch.sent_at_ms,
         received_at_ms: received.received_at_ms,
         event_time_ms,
         body,
@@ -468,6 +532,7 @@ fn field_of(field: WireField, limits: &Limits) -> Result<FieldRef, Invalid> {
 }
 
 mod checks;
+mod envelope;
 
 #[cfg(test)]
 mod tests;

@@ -160,7 +160,7 @@ async fn handle(
         user_agent,
         conversion_tags: &site.conversion_tags,
     };
-    let validated = batch::validate(&parsed, &received, &cfg.limits);
+    let validated = batch::validate(parsed, &received, &cfg.limits);
     state
         .metrics
         .values_masked

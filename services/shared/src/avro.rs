@@ -6,8 +6,10 @@
 //!
 //! Encoding and decoding are on every service's hot path: they go straight between record
 //! and datum with `serde_avro_fast` (apache-avro's decoder builds a generic `Value` tree
-//! first, several times slower). apache-avro stays the schema authority: it parses the
-//! schemas, computes their fingerprints, and the tests check both write the same bytes.
+//! first, several times slower), and the event records are written by their own writers
+//! (`write`), held to the schema-driven encoding. apache-avro stays the schema authority:
+//! it parses the schemas, computes their fingerprints, and the tests check all three write
+//! the same bytes.
 
 use std::marker::PhantomData;
 
@@ -17,6 +19,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::model::{AnonEvent, RawEvent, Session};
+use write::WriteDatum;
+
+mod write;
 
 pub const RAW_EVENT_SCHEMA: &str = include_str!("../../../schemas/avro/raw_event.avsc");
 pub const ANON_EVENT_SCHEMA: &str = include_str!("../../../schemas/avro/anon_event.avsc");
@@ -45,11 +50,13 @@ pub struct Codec<T> {
     /// The same schema, compiled for `serde_avro_fast`'s decoder.
     reader: serde_avro_fast::Schema,
     header: Vec<u8>,
+    /// The record's own writer, where it has one: the schema-driven encoding is the fallback.
+    direct: Option<fn(&T, &mut Vec<u8>)>,
     _record: PhantomData<fn() -> T>,
 }
 
 impl<T: Serialize + DeserializeOwned> Codec<T> {
-    fn from_schema_text(text: &str) -> Self {
+    fn from_schema_text(text: &str, direct: Option<fn(&T, &mut Vec<u8>)>) -> Self {
         let schema = Schema::parse_str(text).expect("compiled-in Avro schema parses");
         let header = RabinFingerprintHeader::from_schema(&schema).build_header();
         let reader = text.parse().expect("compiled-in Avro schema parses");
@@ -57,6 +64,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
             schema,
             reader,
             header,
+            direct,
             _record: PhantomData,
         }
     }
@@ -72,6 +80,19 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
 
     /// Appends the single-object encoding of `record` to `out`.
     pub fn encode_into(&self, record: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match self.direct {
+            Some(write) => {
+                out.extend_from_slice(&self.header);
+                write(record, out);
+                Ok(())
+            }
+            None => self.encode_by_schema_into(record, out),
+        }
+    }
+
+    /// The same encoding, driven by the schema field by field: what a record's own writer
+    /// is held to.
+    pub fn encode_by_schema_into(&self, record: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         out.extend_from_slice(&self.header);
         let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.reader);
         serde_avro_fast::to_datum(record, out, &mut config)?;
@@ -107,15 +128,17 @@ fn hex_string(bytes: &[u8]) -> String {
 }
 
 pub fn raw_event_codec() -> Codec<RawEvent> {
-    Codec::from_schema_text(RAW_EVENT_SCHEMA)
+    Codec::from_schema_text(RAW_EVENT_SCHEMA, Some(RawEvent::write_datum))
 }
 
 pub fn anon_event_codec() -> Codec<AnonEvent> {
-    Codec::from_schema_text(ANON_EVENT_SCHEMA)
+    Codec::from_schema_text(ANON_EVENT_SCHEMA, Some(AnonEvent::write_datum))
 }
 
+/// Sessions are written once per session, not per event: the schema-driven encoding is
+/// fast enough there.
 pub fn session_codec() -> Codec<Session> {
-    Codec::from_schema_text(SESSION_SCHEMA)
+    Codec::from_schema_text(SESSION_SCHEMA, None)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ fn run(batch: serde_json::Value) -> Result<Validated, BatchError> {
     let body = serde_json::to_vec(&batch).unwrap();
     let limits = Limits::default();
     let parsed = parse(&body, &limits)?;
-    Ok(validate(&parsed, &received(), &limits))
+    Ok(validate(parsed, &received(), &limits))
 }
 
 fn batch(events: Vec<serde_json::Value>) -> serde_json::Value {
@@ -200,7 +200,7 @@ fn conversion_tags_of_another_site_are_refused() {
         conversion_tags: &tags,
         ..received()
     };
-    let out = validate(&parsed, &rec, &limits);
+    let out = validate(parsed, &rec, &limits);
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.rejected[0].code, "unknown_tag");
 }
@@ -308,7 +308,7 @@ fn refusals_name_the_field_and_the_byte() {
         "]".repeat(10_000)
     );
     let parsed = parse(deep.as_bytes(), &Limits::default()).unwrap();
-    let out = validate(&parsed, &received(), &Limits::default());
+    let out = validate(parsed, &received(), &Limits::default());
     assert_eq!(out.rejected[0].detail, "an event must be a JSON object");
 
     let mut wrong = form_event(1, "input", Some("*"));
@@ -335,7 +335,7 @@ fn deep_nesting_is_refused_not_overflowed() {
     let body = format!(r#"{{"site":"DEMO","sent_at":"{SENT_AT}","events":[{deep}]}}"#);
     let limits = Limits::default();
     let parsed = parse(body.as_bytes(), &limits).unwrap();
-    let out = validate(&parsed, &received(), &limits);
+    let out = validate(parsed, &received(), &limits);
     assert!(out.events.is_empty());
     assert_eq!(out.rejected[0].code, "malformed");
     let deep_envelope = format!("{}1{}", "{\"a\":".repeat(50_000), "}".repeat(50_000));
@@ -360,7 +360,98 @@ proptest::proptest! {
     fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
         let limits = Limits::default();
         if let Ok(parsed) = parse(&body, &limits) {
-            let _ = validate(&parsed, &received(), &limits);
+            let _ = validate(parsed, &received(), &limits);
         }
+    }
+}
+
+/// The same body through the event-by-event path only, as if the one-pass read had failed.
+fn event_by_event(body: &[u8]) -> Validated {
+    let text = std::str::from_utf8(body).unwrap();
+    let envelope: Envelope = serde_json::from_str(text).unwrap();
+    let parsed = Parsed {
+        site: envelope.site,
+        sent_at_ms: parse_time(&envelope.sent_at).unwrap(),
+        events: Events::Raw(envelope.events),
+    };
+    validate(parsed, &received(), &Limits::default())
+}
+
+fn outcome(out: &Validated) -> (Vec<RawEvent>, Vec<Rejection>, usize) {
+    (out.events.clone(), out.rejected.clone(), out.values_masked)
+}
+
+#[test]
+fn well_formed_batches_are_read_in_one_pass_and_others_event_by_event() {
+    let limits = Limits::default();
+    let one_pass = |body: serde_json::Value| {
+        let body = serde_json::to_vec(&body).unwrap();
+        matches!(parse(&body, &limits).unwrap().events, Events::Decoded(_))
+    };
+    let mut escaped = page_view(2);
+    escaped["title"] = json!("caf\u{e9} \"quoted\"");
+    assert!(one_pass(batch(vec![
+        page_view(1),
+        escaped,
+        form_event(3, "input", Some("x"))
+    ])));
+    // Whatever this pass does not take goes the other way, where it is named.
+    let mut wrong_type = page_view(2);
+    wrong_type["seq"] = json!("seven");
+    assert!(!one_pass(batch(vec![page_view(1), wrong_type])));
+    assert!(!one_pass(batch(vec![page_view(1), json!([1, 2])])));
+    let too_many = serde_json::to_vec(&batch((0..101).map(page_view).collect())).unwrap();
+    assert!(parse(&too_many, &limits)
+        .unwrap_err()
+        .to_string()
+        .contains("got 101"));
+    let repeated =
+        br#"{"site":"DEMO","site":"DEMO","sent_at":"2026-11-18T11:06:39.000Z","events":[]}"#;
+    assert!(parse(repeated, &limits)
+        .unwrap_err()
+        .to_string()
+        .contains("duplicate field"));
+}
+
+/// Event templates for the property below: every kind, valid and refused for each reason the
+/// one-pass read could see differently (types, shapes, escapes, unknown fields).
+fn event_template(n: u32, pick: u8) -> serde_json::Value {
+    let ts = "2026-11-18T11:06:38.000Z";
+    match pick % 14 {
+        0 => page_view(n),
+        1 => form_event(n, "input", Some("typed text")),
+        2 => form_event(n, "submit", None),
+        3 => json!({"id": id(n), "type": "form_view", "ts": ts, "page": "https://shop.example/a",
+            "form": {"name": "signup", "id": "f", "order": 0, "title": "Sign \"up\"",
+                     "fields": [{"name": "email", "type": "email", "label": "E-mail"}]}}),
+        4 => json!({"id": id(n), "type": "conversion", "ts": ts, "tag": "DEMO1",
+            "transaction_id": "T-1", "revenue": 49.9, "currency": "EUR"}),
+        5 => json!({"id": id(n), "type": "tooltip", "ts": ts, "action": "click",
+            "trigger": "ExatomFormStartHesitation", "tooltip_id": id(n + 1)}),
+        6 => json!({"id": id(n), "type": "page_view", "ts": ts, "page": "https://x.example/",
+            "unknown": {"nested": [1, {"deep": null}]}}),
+        7 => json!({"id": id(n), "type": "page_view", "ts": ts, "page": 7}),
+        8 => json!("not an object"),
+        9 => json!({"id": id(n), "type": "form_event", "ts": ts, "page": "https://x.example/",
+            "form": {"name": "f"}, "event": "input", "seq": -1, "field": {"name": "a"}}),
+        10 => json!({"id": id(n), "type": "page_view", "ts": ts, "page": "ftp://x.example/"}),
+        11 => json!({"id": "\u{41}", "type": "page_view", "ts": ts, "page": "https://x.example/"}),
+        12 => json!({"id": id(n), "type": "form_view", "ts": ts, "page": "https://x.example/",
+            "form": {"name": "f", "fields": {"not": "a list"}}}),
+        _ => json!({"id": id(n), "type": "page_view", "ts": ts, "page": "https://x.example/",
+            "title": null, "referrer": ""}),
+    }
+}
+
+proptest::proptest! {
+    /// The one-pass read and the event-by-event path keep and refuse exactly the same events,
+    /// with the same reasons and the same masking count.
+    #[test]
+    fn one_pass_and_event_by_event_agree(picks in proptest::collection::vec(0u8..14, 1..30)) {
+        let events = picks.iter().enumerate().map(|(i, p)| event_template(i as u32, *p)).collect();
+        let body = serde_json::to_vec(&batch(events)).unwrap();
+        let limits = Limits::default();
+        let fast = validate(parse(&body, &limits).unwrap(), &received(), &limits);
+        proptest::prop_assert_eq!(outcome(&fast), outcome(&event_by_event(&body)));
     }
 }

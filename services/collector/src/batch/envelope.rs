@@ -1,0 +1,137 @@
+//! The batch envelope read in one pass with its events, when every event is well formed.
+//!
+//! Most batches are: decoding the events while the envelope is read saves a second scan of
+//! every event's JSON (the envelope path first skips each event to find its end, then
+//! parses it on its own). Anything this pass does not take (bad JSON, a wrong type, a
+//! non-object event, too many events) sends the body down the event-by-event path, which
+//! names each problem and keeps the rest: that path decides every refusal, so the two can
+//! never disagree about what is accepted.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::WireEvent;
+
+/// The envelope's fields as sent, the events decoded.
+pub(super) struct WholeBatch<'a> {
+    pub site: String,
+    pub sent_at: String,
+    pub events: Vec<WireEvent<'a>>,
+}
+
+/// `None` when the body is not a batch of well-formed events of at most `max_events`.
+pub(super) fn decode_whole(text: &str, max_events: usize) -> Option<WholeBatch<'_>> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let batch = BatchSeed { max_events }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(batch)
+}
+
+struct BatchSeed {
+    max_events: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for BatchSeed {
+    type Value = WholeBatch<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        // A map only: a derived struct would also read an array as its fields in order.
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BatchSeed {
+    type Value = WholeBatch<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a batch object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut site, mut sent_at, mut events) = (None, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            // A repeated field is left to the event-by-event path, which refuses it.
+            match &*key {
+                "site" if site.is_none() => site = Some(map.next_value()?),
+                "sent_at" if sent_at.is_none() => sent_at = Some(map.next_value()?),
+                "events" if events.is_none() => {
+                    events = Some(map.next_value_seed(EventsSeed {
+                        max_events: self.max_events,
+                    })?)
+                }
+                "site" | "sent_at" | "events" => return Err(de::Error::custom("field repeated")),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match (site, sent_at, events) {
+            (Some(site), Some(sent_at), Some(events)) => Ok(WholeBatch {
+                site,
+                sent_at,
+                events,
+            }),
+            _ => Err(de::Error::custom("a field is missing")),
+        }
+    }
+}
+
+struct EventsSeed {
+    max_events: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for EventsSeed {
+    type Value = Vec<WireEvent<'de>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventsSeed {
+    type Value = Vec<WireEvent<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Room for a typical batch up front (growing moves every event decoded so far). At
+        // most one event past the bound is decoded: a 64 KiB body of `{}` would otherwise
+        // be ~20 000 events in memory.
+        let mut events = Vec::with_capacity(self.max_events.min(32));
+        while let Some(event) = seq.next_element_seed(ObjectOnly(PhantomData))? {
+            if events.len() == self.max_events {
+                return Err(de::Error::custom("too many events"));
+            }
+            events.push(event);
+        }
+        Ok(events)
+    }
+}
+
+/// A `WireEvent` read from a JSON object only (the event-by-event path refuses the rest).
+struct ObjectOnly<'de>(PhantomData<WireEvent<'de>>);
+
+impl<'de> DeserializeSeed<'de> for ObjectOnly<'de> {
+    type Value = WireEvent<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectOnly<'de> {
+    type Value = WireEvent<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        WireEvent::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
