@@ -12,8 +12,10 @@
 # ClickHouse: the collector does not use it) in EXATOM_STATE (default .local/bench), on
 # EXATOM_KAFKA_PORT (default 39092), and stops it at the end. BENCH_PORT for the collector,
 # BENCH_NGINX_PORT for nginx, BENCH_SECONDS per run, BENCH_CORE for the server under test,
-# BENCH_CLIENT_CORE for the load tools and the broker. Figures go to stdout; record them in
-# BENCHMARKS.md.
+# BENCH_CLIENT_CORE for the load tools and the broker. BENCH_FIXED_RATE (events/s) sets the
+# latency run's rate instead of half the best (e.g. 100000, half the 200 000 target);
+# BENCH_COLLECTOR names another collector binary (an A/B against an older build). Figures
+# go to stdout; record them in BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export EXATOM_STATE=${EXATOM_STATE:-$ROOT/.local/bench}
@@ -33,6 +35,7 @@ NGINX_PORT=${BENCH_NGINX_PORT:-38081}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CORE=${BENCH_CORE:-1}
 CLIENT_CORE=${BENCH_CLIENT_CORE:-0}
+COLLECTOR=${BENCH_COLLECTOR:-$BIN/exatom-collector}
 LUA=$ROOT/benches/load/batch.lua
 OUT=$STATE/bench-$STORAGE
 mkdir -p "$OUT"
@@ -101,20 +104,37 @@ done
 printf '[sites.BENCH]\norigins = []\n' >"$OUT/sites.toml"
 EXATOM_LISTEN=127.0.0.1:$PORT EXATOM_SITES_FILE=$OUT/sites.toml \
   EXATOM_RATE_PER_SECOND=1000000000 EXATOM_RATE_BURST=1000000000 \
-  taskset -c "$CORE" "$BIN/exatom-collector" 2>"$OUT/collector.log" &
+  taskset -c "$CORE" "$COLLECTOR" 2>"$OUT/collector.log" &
 collector_pid=$!
 wait_for collector 30 curl -fsS "http://127.0.0.1:$PORT/readyz"
 
-# Throughput: what the broker acknowledged (the metric), not what wrk sent.
+# Throughput: what the broker acknowledged (the metric), not what wrk sent; CPU per event
+# from the collector's user + system time (all its threads: HTTP, librdkafka).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$collector_pid/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+# This is a VM: time the host gives to others shows as steal on the server's core, and a
+# run with steal measures the neighbours as much as the collector.
+core_ticks() { awk -v c="cpu$CORE" '$1 == c {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+steal_since() {
+  awk -v from="$1" -v to="$(core_ticks)" 'BEGIN {
+    split(from, a, " "); split(to, b, " ");
+    printf "%.1f", (b[2] > a[2]) ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0 }'
+}
 best_rate=0
 for c in 8 32 64 128; do
   before=$(metric exatom_collector_events_accepted_total)
   refused_before=$(metric 'exatom_collector_requests_total{route="/v1/events",status="503"}')
+  ticks_before=$(cpu_ticks)
+  core_before=$(core_ticks)
   wrk_run "collector-c$c" "http://127.0.0.1:$PORT/v1/events" "$c"
+  ticks=$(( $(cpu_ticks) - ticks_before ))
+  steal=$(steal_since "$core_before")
   after=$(metric exatom_collector_events_accepted_total)
   refused=$(metric 'exatom_collector_requests_total{route="/v1/events",status="503"}')
   rate=$(( (after - before) / SECONDS_PER_RUN ))
-  echo "collector c=$c: $rate events/s acknowledged, 503 answers: $(( ${refused:-0} - ${refused_before:-0} )), p50 $(latency "collector-c$c" 50%) p90 $(latency "collector-c$c" 90%) p99 $(latency "collector-c$c" 99%)"
+  cpu=$(awk -v t="$ticks" -v hz="$ticks_per_s" -v n="$((after - before))" \
+    'BEGIN {printf "%.2f", n ? t / hz * 1e6 / n : 0}')
+  echo "collector c=$c: $rate events/s acknowledged, $cpu µs CPU per event, steal $steal %, 503 answers: $(( ${refused:-0} - ${refused_before:-0} )), p50 $(latency "collector-c$c" 50%) p90 $(latency "collector-c$c" 90%) p99 $(latency "collector-c$c" 99%)"
   if (( rate > best_rate )); then best_rate=$rate; fi
 done
 
@@ -133,15 +153,27 @@ done
   done
   printf ']}'
 } >"$OUT/batch.json"
-half_requests=$(( best_rate / 2 / 20 ))
+half_requests=$(( ${BENCH_FIXED_RATE:-$(( best_rate / 2 ))} / 20 ))
 clients=$(( (half_requests + 99) / 100 ))
 clients=$(( clients > 0 ? clients : 1 ))
 rps=$(( half_requests / clients ))
 rm -f "$OUT/half.log" # h2load appends to it
+# The collector's own view of the same requests: enqueue to the last acknowledgement.
+acked_within() {
+  metric "exatom_collector_produce_latency_seconds_bucket{le=\"$1\"}"
+}
+acked_before=$(metric exatom_collector_produce_latency_seconds_count)
+acked_2ms_before=$(acked_within 0.002)
+acked_5ms_before=$(acked_within 0.005)
+core_before=$(core_ticks)
 taskset -c "$CLIENT_CORE" h2load --h1 -c"$clients" --rps="$rps" -r1 --rate-period=1ms \
   -n $(( clients * rps * SECONDS_PER_RUN )) -d "$OUT/batch.json" \
   -H 'Content-Type: text/plain;charset=UTF-8' --log-file="$OUT/half.log" \
   "http://127.0.0.1:$PORT/v1/events" >"$OUT/half.txt"
+fixed_steal=$(steal_since "$core_before")
+acked=$(( $(metric exatom_collector_produce_latency_seconds_count) - acked_before ))
+acked_2ms=$(( $(acked_within 0.002) - acked_2ms_before ))
+acked_5ms=$(( $(acked_within 0.005) - acked_5ms_before ))
 # The same rate into the broker with no HTTP (the collector idles meanwhile).
 taskset -c "$CORE" "$BIN/broker-ceiling" "$EXATOM_KAFKA_BROKERS" "$((clients * rps * 20))/s" \
   "$SECONDS_PER_RUN" >"$OUT/broker-half.txt"
@@ -157,7 +189,9 @@ peak_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$collector_pid/status")
 echo
 echo "collector, one core, into the broker: $best_rate events/s acknowledged (best of the wrk runs)"
 echo "fixed rate $((clients * rps * 20)) events/s ($clients connections × $rps requests/s): $(awk '/^finished in/ {printf "%d", $4 * 20}' "$OUT/half.txt") events/s answered, statuses $statuses"
-echo "latency at that rate: $percentiles"
+echo "latency at that rate: $percentiles (steal on the collector's core $fixed_steal %)"
+awk -v n="$acked" -v a="$acked_2ms" -v b="$acked_5ms" 'BEGIN {
+  if (n) printf "collector produce latency at that rate: %.1f %% of requests acknowledged within 2 ms, %.2f %% within 5 ms\n", 100 * a / n, 100 * b / n }'
 cat "$OUT/broker-half.txt"
 echo "collector memory: RSS $((rss_kib / 1024)) MiB now, peak $((peak_kib / 1024)) MiB"
 echo "raw outputs: $OUT/"

@@ -4,16 +4,14 @@
 //! on its own: invalid ones are listed with a reason, valid ones are kept. Values other than
 //! `""` and `"*"` are replaced by `"*"` here, before anything is written or logged.
 
-use std::borrow::Cow;
-
 use exatom_shared::model::{
     EventBody, EventKind, FieldRef, Form, FormEventKind, FormField, RawEvent, TooltipAction,
 };
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::limits::Limits;
 use checks::{bounded, bounded_str, canonical_uuid, json_error, parse_time, url_field};
+use wire::{decode_event, Envelope, WireEvent, WireField, WireForm};
 
 /// Why a whole body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,15 +39,6 @@ impl Rejection {
     pub fn reason(&self) -> String {
         format!("{}: {}", self.code, self.detail)
     }
-}
-
-/// The batch envelope, before its events are looked at.
-#[derive(Debug, Deserialize)]
-struct Envelope<'a> {
-    site: String,
-    sent_at: String,
-    #[serde(borrow)]
-    events: Vec<&'a RawValue>,
 }
 
 /// Batch-level facts checked before the site registry is consulted.
@@ -115,7 +104,7 @@ pub fn parse<'a>(body: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, BatchErr
             "expected a JSON object {\"site\", \"sent_at\", \"events\"}".into(),
         ));
     }
-    let (site, sent_at, events) = match envelope::decode_whole(text, limits.max_events) {
+    let (site, sent_at, events) = match wire::decode_whole(text, limits.max_events) {
         Some(whole) => (whole.site, whole.sent_at, Events::Decoded(whole.events)),
         None => {
             let envelope: Envelope<'a> = serde_json::from_str(text)
@@ -204,71 +193,6 @@ struct Batch<'b> {
 }
 
 type Invalid = (&'static str, String);
-
-/// One event as sent. What is only looked at (never stored as sent) borrows from the body.
-#[derive(Deserialize)]
-struct WireEvent<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    ts: Cow<'a, str>,
-    page: Option<String>,
-    title: Option<String>,
-    referrer: Option<String>,
-    form: Option<WireForm>,
-    #[serde(borrow)]
-    event: Option<Cow<'a, str>>,
-    seq: Option<i64>,
-    field: Option<WireField>,
-    #[serde(borrow)]
-    value: Option<Cow<'a, str>>,
-    tag: Option<String>,
-    transaction_id: Option<String>,
-    revenue: Option<f64>,
-    currency: Option<String>,
-    #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
-    trigger: Option<String>,
-    #[serde(borrow)]
-    tooltip_id: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct WireForm {
-    name: String,
-    id: String,
-    html_id: Option<String>,
-    action: Option<String>,
-    order: i32,
-    title: Option<String>,
-    visible: Option<bool>,
-    fields: Option<Vec<WireField>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct WireField {
-    name: String,
-    label: String,
-    id: String,
-    tag: String,
-    #[serde(rename = "type")]
-    input_type: String,
-    order: i32,
-    visible: Option<bool>,
-    group: String,
-}
-
-/// One event's JSON text, decoded on its own: a problem here refuses this event only.
-fn decode_event(json: &str) -> Result<WireEvent<'_>, Invalid> {
-    if !json.trim_start().starts_with('{') {
-        return Err(("malformed", "an event must be a JSON object".into()));
-    }
-    serde_json::from_str(json).map_err(|e| ("malformed", json_error::<WireEvent>(json, e)))
-}
 
 fn validate_event(
     wire: WireEvent<'_>,
@@ -532,7 +456,7 @@ fn field_of(field: WireField, limits: &Limits) -> Result<FieldRef, Invalid> {
 }
 
 mod checks;
-mod envelope;
+mod wire;
 
 #[cfg(test)]
 mod tests;

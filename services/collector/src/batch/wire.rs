@@ -1,19 +1,97 @@
-//! The batch envelope read in one pass with its events, when every event is well formed.
+//! The batch as sent: its envelope and events as JSON types, and the two ways of reading
+//! them.
 //!
-//! Most batches are: decoding the events while the envelope is read saves a second scan of
-//! every event's JSON (the envelope path first skips each event to find its end, then
-//! parses it on its own). Anything this pass does not take (bad JSON, a wrong type, a
-//! non-object event, too many events) sends the body down the event-by-event path, which
-//! names each problem and keeps the rest: that path decides every refusal, so the two can
-//! never disagree about what is accepted.
+//! Most batches are well formed: decoding the events while the envelope is read saves a
+//! second scan of every event's JSON (the envelope-first path skips each event to find its
+//! end, then parses it on its own). Anything the one-pass read does not take (bad JSON, a
+//! wrong type, a non-object event, too many events) sends the body down the event-by-event
+//! path, which names each problem and keeps the rest: that path decides every refusal, so
+//! the two can never disagree about what is accepted.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::WireEvent;
+use super::checks::json_error;
+use super::Invalid;
+
+/// The batch envelope, before its events are looked at.
+#[derive(Debug, Deserialize)]
+pub(super) struct Envelope<'a> {
+    pub(super) site: String,
+    pub(super) sent_at: String,
+    #[serde(borrow)]
+    pub(super) events: Vec<&'a RawValue>,
+}
+
+/// One event as sent. What is only looked at (never stored as sent) borrows from the body.
+#[derive(Deserialize)]
+pub(super) struct WireEvent<'a> {
+    #[serde(borrow)]
+    pub(super) id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    pub(super) kind: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(super) ts: Cow<'a, str>,
+    pub(super) page: Option<String>,
+    pub(super) title: Option<String>,
+    pub(super) referrer: Option<String>,
+    pub(super) form: Option<WireForm>,
+    #[serde(borrow)]
+    pub(super) event: Option<Cow<'a, str>>,
+    pub(super) seq: Option<i64>,
+    pub(super) field: Option<WireField>,
+    #[serde(borrow)]
+    pub(super) value: Option<Cow<'a, str>>,
+    pub(super) tag: Option<String>,
+    pub(super) transaction_id: Option<String>,
+    pub(super) revenue: Option<f64>,
+    pub(super) currency: Option<String>,
+    #[serde(borrow)]
+    pub(super) action: Option<Cow<'a, str>>,
+    pub(super) trigger: Option<String>,
+    #[serde(borrow)]
+    pub(super) tooltip_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct WireForm {
+    pub(super) name: String,
+    pub(super) id: String,
+    pub(super) html_id: Option<String>,
+    pub(super) action: Option<String>,
+    pub(super) order: i32,
+    pub(super) title: Option<String>,
+    pub(super) visible: Option<bool>,
+    pub(super) fields: Option<Vec<WireField>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct WireField {
+    pub(super) name: String,
+    pub(super) label: String,
+    pub(super) id: String,
+    pub(super) tag: String,
+    #[serde(rename = "type")]
+    pub(super) input_type: String,
+    pub(super) order: i32,
+    pub(super) visible: Option<bool>,
+    pub(super) group: String,
+}
+
+/// One event's JSON text, decoded on its own: a problem here refuses this event only.
+pub(super) fn decode_event(json: &str) -> Result<WireEvent<'_>, Invalid> {
+    if !json.trim_start().starts_with('{') {
+        return Err(("malformed", "an event must be a JSON object".into()));
+    }
+    serde_json::from_str(json).map_err(|e| ("malformed", json_error::<WireEvent>(json, e)))
+}
 
 /// The envelope's fields as sent, the events decoded.
 pub(super) struct WholeBatch<'a> {
@@ -52,7 +130,7 @@ impl<'de> Visitor<'de> for BatchSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut site, mut sent_at, mut events) = (None, None, None);
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             // A repeated field is left to the event-by-event path, which refuses it.
             match &*key {
                 "site" if site.is_none() => site = Some(map.next_value()?),
