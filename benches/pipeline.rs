@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use exatom_benches::{anon_event, batch_json, T0, USER_AGENT};
+use exatom_benches::{anon_event, batch_json, raw_event, T0, USER_AGENT};
 use exatom_collector::batch::{parse, validate, Received};
 use exatom_collector::encoder::{partition_key, RawEncoder};
 use exatom_collector::limits::Limits;
 use exatom_sessionizer::rules::PartitionState;
+use exatom_shared::avro::{anon_event_codec, raw_event_codec, Codec};
 
 fn collector(c: &mut Criterion) {
     let body = batch_json(20);
@@ -41,6 +42,40 @@ fn collector(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// A record's own Avro writer beside the schema-driven encoding it is held to, in one run:
+/// what the writers buy on every hop of the chain.
+fn avro_encode(c: &mut Criterion) {
+    fn pair<T: serde::Serialize + serde::de::DeserializeOwned>(
+        c: &mut Criterion,
+        name: &str,
+        codec: &Codec<T>,
+        record: &T,
+    ) {
+        let mut g = c.benchmark_group(format!("avro_encode/{name}"));
+        g.throughput(Throughput::Elements(1));
+        let mut out = Vec::with_capacity(1024);
+        g.bench_function("own_writer", |b| {
+            b.iter(|| {
+                out.clear();
+                codec.encode_into(black_box(record), &mut out).unwrap();
+                black_box(&out);
+            })
+        });
+        g.bench_function("by_schema", |b| {
+            b.iter(|| {
+                out.clear();
+                codec
+                    .encode_by_schema_into(black_box(record), &mut out)
+                    .unwrap();
+                black_box(&out);
+            })
+        });
+        g.finish();
+    }
+    pair(c, "raw_event", &raw_event_codec(), &raw_event(7));
+    pair(c, "anon_event", &anon_event_codec(), &anon_event(1, 7, T0));
 }
 
 fn sessionizer(c: &mut Criterion) {
@@ -87,5 +122,5 @@ fn sessionizer(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, collector, sessionizer);
+criterion_group!(benches, collector, avro_encode, sessionizer);
 criterion_main!(benches);
