@@ -19,19 +19,22 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind this version knows (all but `Unknown`), in the schema's order.
+    pub const KNOWN: [EventKind; 5] = [
+        EventKind::PageView,
+        EventKind::FormView,
+        EventKind::FormEvent,
+        EventKind::Conversion,
+        EventKind::Tooltip,
+    ];
+
     /// The value whose [`as_str`](Self::as_str) is `name` (how ClickHouse stores it);
     /// `Unknown` for any other name.
     pub fn from_name(name: &str) -> Self {
-        [
-            EventKind::PageView,
-            EventKind::FormView,
-            EventKind::FormEvent,
-            EventKind::Conversion,
-            EventKind::Tooltip,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == name)
-        .unwrap_or(EventKind::Unknown)
+        Self::KNOWN
+            .into_iter()
+            .find(|v| v.as_str() == name)
+            .unwrap_or(EventKind::Unknown)
     }
 
     /// The contract's name of the kind, as stored in ClickHouse.
@@ -63,22 +66,25 @@ pub enum FormEventKind {
 }
 
 impl FormEventKind {
+    /// Every event this version knows (all but `Unknown`), in the schema's order.
+    pub const KNOWN: [FormEventKind; 8] = [
+        FormEventKind::Focus,
+        FormEventKind::Blur,
+        FormEventKind::Input,
+        FormEventKind::Change,
+        FormEventKind::Autofill,
+        FormEventKind::Invalid,
+        FormEventKind::Submit,
+        FormEventKind::Reset,
+    ];
+
     /// The value whose [`as_str`](Self::as_str) is `name` (how ClickHouse stores it);
     /// `Unknown` for any other name.
     pub fn from_name(name: &str) -> Self {
-        [
-            FormEventKind::Focus,
-            FormEventKind::Blur,
-            FormEventKind::Input,
-            FormEventKind::Change,
-            FormEventKind::Autofill,
-            FormEventKind::Invalid,
-            FormEventKind::Submit,
-            FormEventKind::Reset,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == name)
-        .unwrap_or(FormEventKind::Unknown)
+        Self::KNOWN
+            .into_iter()
+            .find(|v| v.as_str() == name)
+            .unwrap_or(FormEventKind::Unknown)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -115,17 +121,20 @@ pub enum TooltipAction {
 }
 
 impl TooltipAction {
+    /// Every action this version knows (all but `Unknown`), in the schema's order.
+    pub const KNOWN: [TooltipAction; 3] = [
+        TooltipAction::Impression,
+        TooltipAction::Click,
+        TooltipAction::Close,
+    ];
+
     /// The value whose [`as_str`](Self::as_str) is `name` (how ClickHouse stores it);
     /// `Unknown` for any other name.
     pub fn from_name(name: &str) -> Self {
-        [
-            TooltipAction::Impression,
-            TooltipAction::Click,
-            TooltipAction::Close,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == name)
-        .unwrap_or(TooltipAction::Unknown)
+        Self::KNOWN
+            .into_iter()
+            .find(|v| v.as_str() == name)
+            .unwrap_or(TooltipAction::Unknown)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -332,23 +332,8 @@ mod direct_writers {
     }
 
     fn body() -> impl Strategy<Value = EventBody> {
-        let form_events = proptest::sample::select(vec![
-            FormEventKind::Focus,
-            FormEventKind::Blur,
-            FormEventKind::Input,
-            FormEventKind::Change,
-            FormEventKind::Autofill,
-            FormEventKind::Invalid,
-            FormEventKind::Submit,
-            FormEventKind::Reset,
-            FormEventKind::Unknown,
-        ]);
-        let actions = proptest::sample::select(vec![
-            TooltipAction::Impression,
-            TooltipAction::Click,
-            TooltipAction::Close,
-            TooltipAction::Unknown,
-        ]);
+        let form_events = every(FormEventKind::KNOWN, FormEventKind::Unknown);
+        let actions = every(TooltipAction::KNOWN, TooltipAction::Unknown);
         let page = (
             maybe_text(),
             maybe_text(),
@@ -401,14 +386,15 @@ mod direct_writers {
     }
 
     fn kind() -> impl Strategy<Value = EventKind> {
-        proptest::sample::select(vec![
-            EventKind::PageView,
-            EventKind::FormView,
-            EventKind::FormEvent,
-            EventKind::Conversion,
-            EventKind::Tooltip,
-            EventKind::Unknown,
-        ])
+        every(EventKind::KNOWN, EventKind::Unknown)
+    }
+
+    /// Any symbol of an enum, the one for symbols of newer writers included.
+    fn every<T: Copy + std::fmt::Debug + 'static, const N: usize>(
+        known: [T; N],
+        unknown: T,
+    ) -> impl Strategy<Value = T> {
+        proptest::sample::select(known.into_iter().chain([unknown]).collect::<Vec<_>>())
     }
 
     fn raw_event() -> impl Strategy<Value = RawEvent> {
