@@ -12,7 +12,8 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
-use tokio::sync::oneshot;
+use serde::Deserialize;
+use tokio::sync::{oneshot, Notify};
 
 use crate::encoder::{partition_key, RawEncoder};
 use crate::metrics::CollectorMetrics;
@@ -34,6 +35,7 @@ pub enum SinkError {
 #[derive(Clone)]
 pub struct RawSink {
     producer: ThreadedProducer<RequestAcks>,
+    producer_id: Arc<ProducerId>,
     encoder: Arc<RawEncoder>,
     broker_up: Arc<AtomicBool>,
     max_queue_events: usize,
@@ -50,8 +52,10 @@ impl RawSink {
     ) -> Result<Self, KafkaError> {
         // librdkafka's own queue is larger than our bound, so our bound answers first.
         let queue = u32::try_from(max_queue_events.saturating_mul(2)).unwrap_or(u32::MAX);
+        let producer_id = Arc::new(ProducerId::default());
         Ok(RawSink {
-            producer: producer(brokers, queue)?,
+            producer: producer(brokers, queue, Arc::clone(&producer_id))?,
+            producer_id,
             encoder: Arc::new(RawEncoder::default()),
             broker_up: Arc::new(AtomicBool::new(false)),
             max_queue_events,
@@ -68,6 +72,12 @@ impl RawSink {
     /// while it is down, and to recovery when it is back. `/readyz` follows in the same
     /// step, before requests do: a 503 for a missing broker is never answered while
     /// `/readyz` still says ready.
+    ///
+    /// Reachable is not enough: until the idempotent producer holds its producer id,
+    /// librdkafka keeps every record queued (0.5–1 s after a start here, on its own retry
+    /// timer), so a collector that said ready at the first metadata answer held its first
+    /// requests that long. The id is known from librdkafka's statistics, and a change of it
+    /// wakes this loop at once.
     pub fn watch_broker(
         &self,
         every: Duration,
@@ -77,7 +87,7 @@ impl RawSink {
         tokio::spawn(async move {
             loop {
                 let producer = sink.producer.clone();
-                let up = tokio::task::spawn_blocking(move || {
+                let reachable = tokio::task::spawn_blocking(move || {
                     producer
                         .client()
                         .fetch_metadata(Some(RAW_TOPIC), Duration::from_secs(2))
@@ -85,10 +95,14 @@ impl RawSink {
                 })
                 .await
                 .unwrap_or(false);
+                let assigned = sink.producer_id.is_assigned();
+                let up = reachable && assigned;
                 readiness.set(up);
                 if up != sink.broker_up.swap(up, Ordering::Relaxed) {
                     if up {
                         tracing::info!("broker reachable: taking events");
+                    } else if reachable {
+                        tracing::warn!("producer has no producer id yet: answering 503");
                     } else {
                         tracing::warn!("broker unreachable: answering 503");
                     }
@@ -96,7 +110,7 @@ impl RawSink {
                 sink.metrics
                     .producer_queue
                     .set(i64::from(sink.producer.in_flight_count()));
-                tokio::time::sleep(every).await;
+                let _ = tokio::time::timeout(every, sink.producer_id.changed.notified()).await;
             }
         })
     }
@@ -183,24 +197,77 @@ pub fn producer_config(brokers: &str, queue_messages: u32) -> ClientConfig {
         .set("linger.ms", "1")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", queue_messages.to_string())
-        .set("message.timeout.ms", "30000");
+        .set("message.timeout.ms", "30000")
+        // Read for the idempotent producer's state (readiness); 1 s is librdkafka's
+        // granularity.
+        .set("statistics.interval.ms", "1000");
     config
 }
 
 fn producer(
     brokers: &str,
     queue_messages: u32,
+    producer_id: Arc<ProducerId>,
 ) -> Result<ThreadedProducer<RequestAcks>, KafkaError> {
     ThreadedProducer::from_config_and_context(
         &producer_config(brokers, queue_messages),
-        RequestAcks,
+        RequestAcks { producer_id },
     )
 }
 
-/// Routes each record's delivery report to the request it came from.
-struct RequestAcks;
+/// Whether the idempotent producer holds a producer id, as librdkafka's last statistics
+/// said, and a wake-up for the broker watch when that changes.
+#[derive(Default)]
+struct ProducerId {
+    assigned: AtomicBool,
+    changed: Notify,
+}
 
-impl ClientContext for RequestAcks {}
+impl ProducerId {
+    fn is_assigned(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed)
+    }
+
+    fn observe(&self, statistics: &[u8]) {
+        let Some(assigned) = producer_id_assigned(statistics) else {
+            tracing::warn!("librdkafka statistics without the idempotent producer's state");
+            return;
+        };
+        if assigned != self.assigned.swap(assigned, Ordering::Relaxed) {
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// The one part of librdkafka's statistics the collector reads.
+#[derive(Deserialize)]
+struct Statistics {
+    eos: Option<ExactlyOnce>,
+}
+
+#[derive(Deserialize)]
+struct ExactlyOnce {
+    idemp_state: String,
+}
+
+/// `Some(true)` once the idempotent producer is in librdkafka's `Assigned` state (it has
+/// its producer id and sends records); `None` for statistics that do not say.
+fn producer_id_assigned(statistics: &[u8]) -> Option<bool> {
+    let statistics: Statistics = serde_json::from_slice(statistics).ok()?;
+    Some(statistics.eos?.idemp_state == "Assigned")
+}
+
+/// Routes each record's delivery report to the request it came from, and librdkafka's
+/// statistics to the producer id's state.
+struct RequestAcks {
+    producer_id: Arc<ProducerId>,
+}
+
+impl ClientContext for RequestAcks {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.producer_id.observe(statistics);
+    }
+}
 
 impl ProducerContext for RequestAcks {
     type DeliveryOpaque = Arc<Pending>;
@@ -251,6 +318,8 @@ fn same_visitor(a: &RawEvent, b: &RawEvent) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
     use super::*;
 
     #[test]
@@ -270,6 +339,70 @@ mod tests {
         pending.settle(true);
         pending.settle(false);
         assert_eq!(acknowledged.try_recv(), Ok(2));
+    }
+
+    /// Shaped as librdkafka 2.12 emits them (trimmed: brokers and topics are long).
+    fn statistics(idemp_state: &str) -> String {
+        format!(
+            r#"{{"name":"rdkafka#producer-1","client_id":"rdkafka","type":"producer","ts":1,
+            "msg_cnt":0,"brokers":{{"127.0.0.1:9092/111":{{"name":"127.0.0.1:9092/111",
+            "state":"UP","rtt":{{"min":1,"max":9,"p99":9}}}}}},"topics":{{"exatom.raw":
+            {{"topic":"exatom.raw","partitions":{{"0":{{"partition":0,"msgq_cnt":0}}}}}}}},
+            "eos":{{"idemp_state":"{idemp_state}","idemp_stateage":1,"txn_state":"Init",
+            "producer_id":1,"producer_epoch":0,"epoch_cnt":1}}}}"#
+        )
+    }
+
+    #[test]
+    fn only_an_assigned_producer_id_counts() {
+        assert_eq!(
+            producer_id_assigned(statistics("Assigned").as_bytes()),
+            Some(true)
+        );
+        for state in [
+            "Init",
+            "RequestPID",
+            "WaitTransport",
+            "WaitPID",
+            "DrainBump",
+            "FatalError",
+        ] {
+            assert_eq!(
+                producer_id_assigned(statistics(state).as_bytes()),
+                Some(false),
+                "{state}"
+            );
+        }
+        assert_eq!(producer_id_assigned(br#"{"name":"x","msg_cnt":0}"#), None);
+        assert_eq!(producer_id_assigned(b"{not json"), None);
+    }
+
+    /// Whether a wake-up is waiting, without waiting for one.
+    fn woken(producer_id: &ProducerId) -> bool {
+        let notified = std::pin::pin!(producer_id.changed.notified());
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        notified.poll(&mut context).is_ready()
+    }
+
+    #[test]
+    fn the_watch_wakes_when_the_producer_id_changes_not_on_every_report() {
+        let producer_id = ProducerId::default();
+        producer_id.observe(statistics("WaitPID").as_bytes());
+        assert!(!producer_id.is_assigned());
+        assert!(!woken(&producer_id), "no change from the start");
+        producer_id.observe(statistics("Assigned").as_bytes());
+        assert!(producer_id.is_assigned());
+        assert!(woken(&producer_id));
+        producer_id.observe(statistics("Assigned").as_bytes());
+        assert!(!woken(&producer_id), "woken without a change");
+        producer_id.observe(b"{}");
+        assert!(
+            producer_id.is_assigned(),
+            "statistics that do not say change nothing"
+        );
+        producer_id.observe(statistics("DrainBump").as_bytes());
+        assert!(!producer_id.is_assigned());
+        assert!(woken(&producer_id));
     }
 
     #[test]
