@@ -4,6 +4,9 @@
 // Elements (and their children) that are not tracked at all, and those whose texts are masked.
 const BLOCK = '.ex-block,.rr-block,.fs-exclude,.fs-block,.data-hj-suppress,[data-hj-suppress]';
 const MASK = '.ex-mask,.fs-mask,.rr-mask';
+// Structured data (schema.org microdata: names, addresses, prices, a person's details):
+// an element with `itemprop` and everything inside it give no text at all.
+const ITEMPROP = '[itemprop]';
 const FIELD = /^(INPUT|SELECT|TEXTAREA)$/;
 const NOT_A_FIELD = /^(hidden|submit|button|image|reset)$/;
 const CHECKABLE = /^(radio|checkbox)$/;
@@ -17,13 +20,15 @@ let url = location.href;
 let reported = new WeakMap();
 
 const blocked = (el) => !!el.closest(BLOCK);
+const silent = (el) => !!el.closest(ITEMPROP);
 const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
 const own = (el, name) => (el.hasAttribute('itemprop') ? '' : el.getAttribute(name) || '');
 
 /** The visible text of an element: never form controls, scripts, blocked regions or
- * `itemprop` elements; masked regions become "***"; e-mails, dates and digits scrubbed. */
+ * anything inside an `itemprop` element; masked regions become "***"; e-mails, dates and
+ * digits scrubbed. */
 const text = (el, masked) => {
-  if (!el || el.hasAttribute('itemprop') || blocked(el)) return '';
+  if (!el || silent(el) || blocked(el)) return '';
   if (masked || el.closest(MASK)) return '***';
   let out = '';
   const walk = (n) => {
@@ -56,7 +61,7 @@ const legend = (el) => {
 /** A field's label: its <label>, aria-label or aria-labelledby. A radio group is labelled
  * by its legend (or first option), so the label never tells which option was chosen. */
 const label = (el) => {
-  if (el.hasAttribute('itemprop')) return '';
+  if (silent(el)) return '';
   const masked = !!el.closest(MASK);
   if (CHECKABLE.test(el.type) && group(el).length > 1) return legend(el) || text(el.labels && el.labels[0], masked);
   const aria = el.getAttribute('aria-label');
@@ -120,7 +125,7 @@ const scan = () => {
         ...rec.ref,
         html_id: own(el, 'id'),
         action: clean(own(el, 'action')),
-        title: el.closest(MASK) ? '***' : title ? scrub(title) : text([...el.querySelectorAll('legend,h1,h2,h3,h4,h5,h6')].find((h) => !blocked(h))),
+        title: silent(el) ? '' : el.closest(MASK) ? '***' : title ? scrub(title) : text([...el.querySelectorAll('legend,h1,h2,h3,h4,h5,h6')].find((h) => !blocked(h))),
         visible: visible(el),
         fields: described,
       },
@@ -204,7 +209,8 @@ const onForm = (e) => {
 
 const pageView = (referrer) => {
   seq = 0;
-  send({ type: 'page_view', page: page(), title: scrub(D.title), referrer: clean(referrer) });
+  const t = D.querySelector('title');
+  send({ type: 'page_view', page: page(), title: t && silent(t) ? '' : scrub(D.title), referrer: clean(referrer) });
 };
 
 /** A single-page app changed the URL (History API): a new page with its own forms. */

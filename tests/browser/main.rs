@@ -29,6 +29,11 @@ async fn the_tag_survives_page_errors_late_forms_route_changes_blocked_sections_
     within(robustness()).await;
 }
 
+#[tokio::test]
+async fn no_text_from_inside_an_itemprop_element_leaves_the_browser() {
+    within(structured_data()).await;
+}
+
 async fn journey() {
     let world = World::start("browser-journey").await;
     let b = &world.browser;
@@ -443,5 +448,174 @@ async fn robustness() {
         ],
     )
     .await;
+    world.browser.close().await;
+}
+
+/// Every way a text can attach to a field or a form, from inside an `itemprop` element:
+/// none of it is sent, while the fields are still reported by name.
+async fn structured_data() {
+    let world = World::start("browser-itemprop").await;
+    let b = &world.browser;
+    // Words of letters only: the scrubbing of digits and e-mails leaves them as they are,
+    // so a leak would show.
+    let planted = [
+        "Quokka",
+        "Wombat",
+        "Numbat",
+        "Dingo",
+        "Bilby",
+        "Wallaby",
+        "Platypus",
+        "Echidna",
+        "Kookaburra",
+        "Quoll",
+        "Cassowary",
+        "Galah",
+        "Lorikeet",
+        "Kakapo",
+        "Tuatara",
+    ];
+    let typed = world.marker("Ztyped");
+    b.open(&world.demo("itemprop.html"), "#profile").await;
+    for field in [
+        "#nickname",
+        "#given_name",
+        "#street",
+        "#city",
+        "#phone",
+        "#fax",
+        "#mail",
+    ] {
+        b.type_into(field, &typed).await;
+    }
+    b.click("input[name=salutation][value=b]").await;
+    b.type_into("#remarks", &typed).await;
+    b.type_into("#quantity", &typed).await;
+    b.type_into("#coupon", &typed).await;
+    b.click("#save").await;
+    b.find("#saved:not([hidden])").await;
+    world
+        .wait_accepted("the profile submitted", |e| {
+            form_event(e, "profile", "submit")
+        })
+        .await;
+    world
+        .wait_accepted("the coupon typed", |e| {
+            form_event(e, "offer", "input") && e["field"]["name"] == "coupon"
+        })
+        .await;
+    assert_nothing_rejected(&world);
+
+    let accepted = world.accepted();
+    let view_of = |field: &str| -> Value {
+        accepted
+            .iter()
+            .find(|e| {
+                e["type"] == "form_view"
+                    && e["form"]["fields"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|f| f["name"] == field)
+            })
+            .unwrap_or_else(|| panic!("a form_view with {field}"))["form"]
+            .clone()
+    };
+    let described = |form: &Value| -> Vec<(String, String, String)> {
+        form["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let text = |k: &str| f[k].as_str().unwrap().to_owned();
+                (text("name"), text("label"), text("group"))
+            })
+            .collect()
+    };
+    let profile = view_of("nickname");
+    assert_eq!(profile["title"], "Your profile");
+    let field = |name: &str, label: &str| (name.to_owned(), label.to_owned(), String::new());
+    assert_eq!(
+        described(&profile),
+        [
+            field("nickname", "Nickname"),
+            field("given_name", ""),
+            field("street", ""),
+            field("city", ""),
+            field("phone", ""),
+            field("fax", ""),
+            field("mail", ""),
+            field("salutation", ""),
+            field("remarks", "Remarks"),
+        ],
+        "fields reported by name; no label, legend or group read from inside itemprop"
+    );
+    // The form that carries itemprop gives neither its name, its id nor its heading.
+    let order = view_of("quantity");
+    assert_eq!(
+        (
+            &order["name"],
+            &order["id"],
+            &order["html_id"],
+            &order["title"]
+        ),
+        (
+            &Value::from(""),
+            &Value::from(""),
+            &Value::from(""),
+            &Value::from("")
+        )
+    );
+    assert_eq!(described(&order), [field("quantity", "")]);
+    let offer = view_of("coupon");
+    assert_eq!(
+        (&offer["name"], &offer["title"]),
+        (&Value::from("offer"), &Value::from(""))
+    );
+    assert_eq!(described(&offer), [field("coupon", "")]);
+    // Field interactions inside itemprop elements are still counted.
+    for name in ["given_name", "mail", "salutation", "quantity"] {
+        assert!(
+            accepted
+                .iter()
+                .any(|e| e["type"] == "form_event" && e["field"]["name"] == name),
+            "{name} interactions are reported"
+        );
+    }
+    let labelled = ["nickname", "remarks"];
+    for e in accepted
+        .iter()
+        .filter(|e| e["type"] == "form_event" && e["field"].is_object())
+    {
+        let (name, label) = (
+            e["field"]["name"].as_str().unwrap(),
+            e["field"]["label"].as_str().unwrap(),
+        );
+        assert!(
+            labelled.contains(&name) || label.is_empty(),
+            "{name} labelled {label:?}"
+        );
+    }
+
+    // Wait until the last event is in ClickHouse, then look everywhere.
+    let ids: HashSet<String> = accepted
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let expected = ids.len().to_string();
+    wait_until(
+        Duration::from_secs(60),
+        "every event in ClickHouse",
+        || async {
+            world
+                .query("SELECT uniqExact(event_id) FROM exatom.events FINAL WHERE site = '{site}'")
+                .await
+                == expected
+        },
+    )
+    .await;
+    let mut needles: Vec<String> = planted.iter().map(|w| w.to_string()).collect();
+    needles.push(typed);
+    assert_nowhere(&world, &needles).await;
     world.browser.close().await;
 }
