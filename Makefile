@@ -26,6 +26,7 @@ help:
 	@echo "make bench   criterion benchmarks of the hot paths"
 	@echo "make bench-collector   the collector under load on one core, with its ceilings"
 	@echo "make fuzz    fuzz the collector's body decoder for 60 s (installs cargo-fuzz if missing)"
+	@echo "make test-fresh   a fresh clone with an empty cargo cache: make run, then make test, timed"
 
 .PHONY: build
 build:
@@ -77,6 +78,12 @@ integration: build
 
 .PHONY: test
 test: lint unit integration
+
+# What a new machine meets: a fresh clone of HEAD, an empty CARGO_HOME, `make run` then
+# `make test`, each timed (deploy/local/fresh.sh; about an hour on 2 cores).
+.PHONY: test-fresh
+test-fresh:
+	$(LOCAL)/fresh.sh
 
 .PHONY: bench
 bench:
