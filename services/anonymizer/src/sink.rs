@@ -232,21 +232,22 @@ impl Pipeline {
         }
         let mut backoff = Duration::from_millis(100);
         while !pending.is_empty() {
-            let mut deliveries = Vec::with_capacity(pending.len());
-            for (key, payload) in &pending {
-                let record = FutureRecord::to(ANON_TOPIC).key(key).payload(payload);
-                deliveries.push(self.producer.send(record, Duration::from_secs(30)));
-            }
-            let mut delivered = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                delivered.push(match delivery.await {
-                    Ok(_) => true,
-                    Err((e, _)) => {
-                        tracing::warn!(error = %e, "delivery to exatom.anon failed; will retry");
-                        false
-                    }
-                });
-            }
+            let records = pending.iter().map(|(key, payload)| {
+                FutureRecord::to(ANON_TOPIC)
+                    .key(key.as_str())
+                    .payload(payload.as_slice())
+            });
+            let delivered: Vec<bool> = kafka::produce_all(&self.producer, records)
+                .await
+                .into_iter()
+                .map(|result| {
+                    result
+                        .inspect_err(|e| {
+                            tracing::warn!(error = %e, "delivery to exatom.anon failed; will retry")
+                        })
+                        .is_ok()
+                })
+                .collect();
             self.metrics
                 .records_out
                 .inc_by(delivered.iter().filter(|d| **d).count() as u64);

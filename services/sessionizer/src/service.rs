@@ -3,7 +3,6 @@
 //! rewrites the same rows instead of adding new ones.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::Duration;
 
 use exatom_shared::kafka::SESSIONS_TOPIC;
 use exatom_shared::model::Session;
@@ -104,17 +103,13 @@ impl Writer {
         for s in sessions {
             encoded.push(self.encoder.encode(s)?);
         }
-        let deliveries: Vec<_> = encoded
-            .iter()
-            .map(|(key, payload)| {
-                self.producer.send(
-                    FutureRecord::to(SESSIONS_TOPIC).key(key).payload(payload),
-                    Duration::from_secs(30),
-                )
-            })
-            .collect();
-        for d in deliveries {
-            d.await.map_err(|(e, _)| e)?;
+        let records = encoded.iter().map(|(key, payload)| {
+            FutureRecord::to(SESSIONS_TOPIC)
+                .key(key.as_str())
+                .payload(payload.as_slice())
+        });
+        for delivered in exatom_shared::kafka::produce_all(&self.producer, records).await {
+            delivered?;
         }
         Ok(())
     }
