@@ -12,7 +12,10 @@ ANONYMIZER_PORT=${EXATOM_ANONYMIZER_PORT:-9102}
 SESSIONIZER_PORT=${EXATOM_SESSIONIZER_PORT:-9103}
 AGGREGATOR_PORT=${EXATOM_AGGREGATOR_PORT:-9104}
 BIN=${EXATOM_BIN:-$ROOT/target/release}
-TANSU=${TANSU:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
+# The broker as deploy/local/tansu/build.sh built it: beside the cargo cache, so every clone
+# of the project shares one build, and a fresh CARGO_HOME (make test-fresh) makes its own.
+TANSU_HOME=${TANSU_HOME:-${CARGO_HOME:-$HOME/.cargo}/exatom-tansu}
+TANSU=${TANSU:-$TANSU_HOME/bin/tansu}
 
 export EXATOM_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT

@@ -9,6 +9,9 @@ source "$(dirname "$0")/common.sh"
 
 need_apt=()
 command -v clickhouse-server >/dev/null || need_apt+=(clickhouse-server clickhouse-client)
+# The broker is built from crates with a patch applied (deploy/local/tansu/build.sh).
+command -v patch >/dev/null || need_apt+=(patch)
+command -v curl >/dev/null || need_apt+=(curl)
 if [[ ${1:-} == test ]]; then
   command -v prometheus >/dev/null || need_apt+=(prometheus)
   command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
@@ -29,9 +32,12 @@ if ((${#need_apt[@]})); then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! [[ -x $TANSU ]] || ! "$TANSU" --version 2>/dev/null | grep -q "0.6.0"; then
-  log "installing the tansu broker 0.6.0 (cargo install, about 10 minutes on 2 cores)"
-  cargo install tansu --locked --version 0.6.0 --features libsql
+# tansu 0.6.0 with our patch to its SQLite storage (deploy/local/tansu/README.md): rebuilt
+# when the binary is missing or was built from another patch.
+patch_sum=$(sha256sum <"$ROOT/deploy/local/tansu/tansu-storage-0.6.0-exatom.patch" | cut -c1-64)
+if ! [[ -x $TANSU ]] || [[ $(cat "$TANSU.patch" 2>/dev/null) != "$patch_sum" ]]; then
+  log "building the tansu broker 0.6.0 with its storage patch (about 15 minutes on 2 cores the first time)"
+  "$ROOT/deploy/local/tansu/build.sh"
 fi
 
 if [[ ${1:-} == test ]]; then
