@@ -25,6 +25,7 @@ help:
 	@echo "make test    formatting, lints, unit tests, integration tests on a real stack"
 	@echo "make bench   criterion benchmarks of the hot paths"
 	@echo "make bench-collector   the collector under load on one core, with its ceilings"
+	@echo "make bench-chain       the whole chain under sustained load and a burst, with its ceilings"
 	@echo "make fuzz    fuzz the collector's body decoder for 60 s (installs cargo-fuzz if missing)"
 	@echo "make test-fresh   a fresh clone with an empty cargo cache: make run, then make test, timed"
 
@@ -94,6 +95,12 @@ bench:
 .PHONY: bench-collector
 bench-collector:
 	benches/load/collector.sh
+
+# The whole chain on this machine: sustained rates (BENCH_RATES, BENCH_SECONDS each) and a
+# burst (BENCH_BURST events), with the broker's and ClickHouse's ceilings in the same run.
+.PHONY: bench-chain
+bench-chain:
+	benches/load/chain.sh
 
 # The dashboard query pack on a year of synthetic rollups, against a running ClickHouse
 # ($EXATOM_CLICKHOUSE_URL, default the `make run` stack); uses its own database exatom_bench.

@@ -1,8 +1,20 @@
-//! Fixtures for the benchmarks: realistic batches and records, built once.
+//! Fixtures for the benchmarks: realistic batches and records, built once, and the visitor
+//! journeys of the whole-chain load run (`journeys`).
 
+pub mod journeys;
+
+use anyhow::{bail, Context};
+use exatom_collector::batch::{parse, validate, Received};
+use exatom_collector::encoder::{partition_key, RawEncoder};
+use exatom_collector::limits::Limits;
 use exatom_shared::model::{
     AnonEvent, Device, EventBody, EventKind, FieldRef, Form, FormEventKind, RawEvent,
 };
+
+/// RFC 3339 with milliseconds, as the browser tag writes times.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
 
 /// Client time of the fixtures: 2026-11-18T11:06:40Z.
 pub const T0: i64 = 1_795_000_000_000;
@@ -26,6 +38,42 @@ pub fn batch_json(events: usize) -> Vec<u8> {
         list.join(",")
     )
     .into_bytes()
+}
+
+/// One 20-event request's records as the collector writes them to `exatom.raw`: the single
+/// partition key of its visitor and each event's Avro bytes, encoded once so a load program
+/// sends the broker the real sizes and key shape.
+pub struct Request {
+    pub key: String,
+    pub payloads: Vec<Vec<u8>>,
+}
+
+/// The records the collector makes of `batch_json(20)`.
+pub fn collector_request() -> anyhow::Result<Request> {
+    let body = batch_json(20);
+    let limits = Limits::default();
+    let parsed = parse(&body, &limits).context("the fixture batch parses")?;
+    let received = Received {
+        received_at_ms: exatom_shared::time::now_ms(),
+        ip: "203.0.113.7",
+        user_agent: USER_AGENT,
+        conversion_tags: &[],
+    };
+    let key = partition_key(&parsed.site, received.ip, received.user_agent);
+    let validated = validate(parsed, &received, &limits);
+    if validated.events.len() != 20 {
+        bail!(
+            "the fixture batch kept {} of 20 events",
+            validated.events.len()
+        );
+    }
+    let encoder = RawEncoder::default();
+    let payloads = validated
+        .events
+        .iter()
+        .map(|e| encoder.encode(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Request { key, payloads })
 }
 
 /// A raw form event as the collector produces it.

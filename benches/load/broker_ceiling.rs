@@ -18,46 +18,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use exatom_benches::{batch_json, USER_AGENT};
-use exatom_collector::batch::{parse, validate, Received};
-use exatom_collector::encoder::{partition_key, RawEncoder};
-use exatom_collector::limits::Limits;
+use exatom_benches::{collector_request, Request};
 use exatom_collector::sink::producer_config;
 use exatom_shared::kafka::RAW_TOPIC;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-
-/// One request's records, encoded once: the broker sees the same sizes and key shape.
-struct Request {
-    key: String,
-    payloads: Vec<Vec<u8>>,
-}
-
-fn collector_request() -> anyhow::Result<Request> {
-    let body = batch_json(20);
-    let limits = Limits::default();
-    let parsed = parse(&body, &limits).context("the fixture batch parses")?;
-    let received = Received {
-        received_at_ms: exatom_shared::time::now_ms(),
-        ip: "203.0.113.7",
-        user_agent: USER_AGENT,
-        conversion_tags: &[],
-    };
-    let key = partition_key(&parsed.site, received.ip, received.user_agent);
-    let validated = validate(parsed, &received, &limits);
-    if validated.events.len() != 20 {
-        bail!(
-            "the fixture batch kept {} of 20 events",
-            validated.events.len()
-        );
-    }
-    let encoder = RawEncoder::default();
-    let payloads = validated
-        .events
-        .iter()
-        .map(|e| encoder.encode(e))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Request { key, payloads })
-}
 
 /// Produces one request's records and waits for every acknowledgement: its latency in µs.
 async fn one_request(producer: &FutureProducer, request: &Request) -> anyhow::Result<u64> {

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The whole chain under load: broker, ClickHouse, the four services and the load generator on
+# this machine's cores, as `make run` has them, with the ceilings measured in the same run.
+#
+#   make bench-chain                       sustained rates, then a 1 000 000-event burst
+#   BENCH_RATES="2000 4000" BENCH_SECONDS=60 BENCH_BURST=200000 make bench-chain   (shorter)
+#
+# 1. A fresh stack of its own (EXATOM_STATE, default .local/bench-chain; ports 49192, 48123,
+#    49100, 48180, 49202-49204), sessions closing 20 s after their last event (as in the
+#    browser tests) so the run sees sessions through to the rollups.
+# 2. Ceilings: the broker alone (broker-drain: the collector's records produced, then drained
+#    by a service's consumer) and ClickHouse alone (the run's own `events` rows inserted again
+#    in one RowBinary INSERT over HTTP, as the sessionizer writes them).
+# 3. For each rate in BENCH_RATES: chain-load offers that many events/s for BENCH_SECONDS (300,
+#    the issue's 5 minutes) on a site of its own; prints accepted events/s, the consumer lag
+#    of each stage every 10 s, freshness to `events` and to the rollups, and CPU seconds per
+#    1 000 events of every process.
+# 4. The burst: BENCH_BURST (1 000 000) events as fast as the collector takes them over 64
+#    connections, then the time until all are in `events` and every session in the rollups.
+# Figures go to stdout; record them in BENCHMARKS.md.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export EXATOM_STATE=${EXATOM_STATE:-$ROOT/.local/bench-chain}
+export EXATOM_KAFKA_PORT=${EXATOM_KAFKA_PORT:-49192}
+export EXATOM_CH_HTTP_PORT=${EXATOM_CH_HTTP_PORT:-48123}
+export EXATOM_CH_TCP_PORT=${EXATOM_CH_TCP_PORT:-49100}
+export EXATOM_COLLECTOR_PORT=${EXATOM_COLLECTOR_PORT:-48180}
+export EXATOM_ANONYMIZER_PORT=${EXATOM_ANONYMIZER_PORT:-49202}
+export EXATOM_SESSIONIZER_PORT=${EXATOM_SESSIONIZER_PORT:-49203}
+export EXATOM_AGGREGATOR_PORT=${EXATOM_AGGREGATOR_PORT:-49204}
+RATES=${BENCH_RATES:-2000 4000 6000 8000}
+SECONDS_PER_RATE=${BENCH_SECONDS:-300}
+BURST=${BENCH_BURST:-1000000}
+source "$ROOT/deploy/local/common.sh"
+
+"$ROOT/deploy/local/install.sh"
+(cd "$ROOT" && cargo build --release --workspace --bins -q)
+if running broker || running clickhouse; then
+  echo "a stack already runs in $STATE: stop it first (EXATOM_STATE=$STATE make stop)" >&2
+  exit 1
+fi
+cleanup() {
+  "$ROOT/deploy/local/services.sh" down || true
+  "$ROOT/deploy/local/stack.sh" down || true
+}
+trap cleanup EXIT
+rm -rf "$STATE"
+mkdir -p "$STATE/logs" "$STATE/pids"
+"$ROOT/deploy/local/stack.sh" up
+
+# One site per run: figures are counted per site.
+letters() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n' | tr '0-9' 'g-p'; }
+sites=()
+for rate in $RATES burst; do sites+=("BENCH$(letters)"); done
+for site in "${sites[@]}"; do
+  printf '[sites.%s]\norigins = []\nconversion_tags = ["%s1"]\n\n' "$site" "$site"
+done >"$STATE/sites.toml"
+EXATOM_SITES_FILE=$STATE/sites.toml EXATOM_DEMO_SITE= \
+  EXATOM_LATENESS_MS=20000 EXATOM_IDLE_MARGIN_MS=-1860000 \
+  "$ROOT/deploy/local/services.sh" up
+
+collector=http://127.0.0.1:$COLLECTOR_PORT
+clickhouse=http://127.0.0.1:$CH_HTTP_PORT/
+admin="http://127.0.0.1:$ANONYMIZER_PORT/metrics,http://127.0.0.1:$SESSIONIZER_PORT/metrics,http://127.0.0.1:$AGGREGATOR_PORT/metrics"
+ch() { curl -fsS "$clickhouse" --data-binary "$1"; }
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# CPU seconds (user + system, all threads) of each process of the stack.
+processes=(broker clickhouse collector anonymizer sessionizer aggregator)
+cpu_snapshot() {
+  for p in "${processes[@]}"; do
+    awk -v p="$p" '{printf "%s=%s ", p, $14 + $15}' "/proc/$(cat "$STATE/pids/$p.pid")/stat"
+  done
+}
+cpu_per_k_events() { # before after events
+  local hz; hz=$(getconf CLK_TCK)
+  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$hz" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); total = 0;
+    for (i in x) { split(x[i], kv, "="); before[kv[1]] = kv[2] }
+    for (i in y) { split(y[i], kv, "="); d = (kv[2] - before[kv[1]]) / hz; total += d;
+      out = out sprintf("%s %.3f  ", kv[1], n ? d * 1000 / n : 0) }
+    printf "CPU s per 1000 events: %s| all %.3f\n", out, n ? total * 1000 / n : 0 }'
+}
+
+echo "== ceilings"
+"$BIN/broker-drain" "$EXATOM_KAFKA_BROKERS" 300000
+
+n=0
+for rate in $RATES; do
+  site=${sites[$n]}; n=$((n + 1))
+  echo "== sustained: $rate events/s for $SECONDS_PER_RATE s (site $site)"
+  before=$(cpu_snapshot)
+  accepted_before=$(curl -fsS "$collector/metrics" | awk '$1 == "exatom_collector_events_accepted_total" {print $2}')
+  "$BIN/chain-load" rate "$collector" "$clickhouse" "$site" "$rate" "$SECONDS_PER_RATE" "$admin"
+  accepted=$(( $(curl -fsS "$collector/metrics" | awk '$1 == "exatom_collector_events_accepted_total" {print $2}') - accepted_before ))
+  echo "  $(cpu_per_k_events "$before" "$(cpu_snapshot)" "$accepted") (until the last followed row arrived)"
+done
+
+site=${sites[$n]}
+echo "== burst: $BURST events (site $site)"
+before=$(cpu_snapshot)
+"$BIN/chain-load" burst "$collector" "$clickhouse" "$site" "$BURST" 64
+echo "  $(cpu_per_k_events "$before" "$(cpu_snapshot)" "$BURST")"
+
+echo "== ClickHouse alone: the burst's events rows inserted again, one RowBinary INSERT"
+ch "CREATE TABLE IF NOT EXISTS exatom.events_ceiling AS exatom.events"
+ch "SELECT * FROM exatom.events WHERE site = '$site' AND version = 1 FORMAT RowBinary" >"$STATE/events.rowbinary"
+rows=$(ch "SELECT count() FROM exatom.events WHERE site = '$site' AND version = 1")
+start=$(date +%s.%N)
+curl -fsS "$clickhouse?query=INSERT%20INTO%20exatom.events_ceiling%20FORMAT%20RowBinary" \
+  --data-binary @"$STATE/events.rowbinary"
+took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+awk -v n="$rows" -v t="$took" -v b="$(stat -c %s "$STATE/events.rowbinary")" \
+  'BEGIN {printf "  %d rows (%.0f MB) in %.2f s: %.0f rows/s\n", n, b / 1e6, t, n / t}'
+ch "DROP TABLE exatom.events_ceiling"
+echo "logs: $STATE/logs"
