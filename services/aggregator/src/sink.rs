@@ -34,7 +34,7 @@ impl Pipeline {
                 &self.consumer,
                 self.batch_max,
                 Duration::from_millis(500),
-                Duration::from_millis(50),
+                Duration::from_millis(1000),
             )
             .await?
             .messages;

@@ -47,16 +47,17 @@ impl Writer {
     }
 
     /// Reads back the events of closed sessions and assembles each session's record and
-    /// final rows. The query goes by the table's sort key (site, day, event id).
+    /// final rows. The query goes by the table's sort key (site, day, visitor, event id):
+    /// each closing session costs one small granule per part, whatever the day holds.
     pub async fn assemble(&self, closed: &[ClosedSession]) -> Result<Vec<Assembled>, WriteError> {
-        let mut by_site: HashMap<&str, Vec<(i64, String)>> = HashMap::new();
+        let mut by_site: HashMap<&str, Vec<(i64, &str, String)>> = HashMap::new();
         for session in closed {
             let wanted = by_site.entry(&session.site).or_default();
             wanted.extend(
                 session
                     .events
                     .iter()
-                    .map(|e| (e.event_time_ms, e.event_id())),
+                    .map(|e| (e.event_time_ms, session.visitor_id.as_str(), e.event_id())),
             );
         }
         let mut stored: HashMap<String, StoredEvent> = HashMap::new();
@@ -64,14 +65,18 @@ impl Writer {
             for chunk in wanted.chunks(READ_BACK_CHUNK) {
                 let days: BTreeSet<String> = chunk
                     .iter()
-                    .map(|(t, _)| format!("'{}'", exatom_shared::time::utc_day(*t)))
+                    .map(|(t, _, _)| format!("'{}'", exatom_shared::time::utc_day(*t)))
                     .collect();
-                // Ids are canonical UUIDs written by `rules` itself: safe to inline.
-                let ids: Vec<String> = chunk.iter().map(|(_, id)| format!("'{id}'")).collect();
+                // Visitor ids (64 hex digits) and event ids (canonical UUIDs) come from
+                // `rules`, which refuses any other shape: safe to inline.
+                let visitors: BTreeSet<String> =
+                    chunk.iter().map(|(_, v, _)| format!("'{v}'")).collect();
+                let ids: Vec<String> = chunk.iter().map(|(_, _, id)| format!("'{id}'")).collect();
                 let sql = format!(
                     "SELECT {STORED_COLUMNS} FROM events WHERE site = ? AND day IN ({}) \
-                     AND event_id IN ({})",
+                     AND visitor_id IN ({}) AND event_id IN ({})",
                     days.into_iter().collect::<Vec<_>>().join(","),
+                    visitors.into_iter().collect::<Vec<_>>().join(","),
                     ids.join(",")
                 );
                 let rows: Vec<StoredEvent> = self
@@ -116,18 +121,21 @@ impl Writer {
 
     /// Event ids of a partition, from `from_offset` on, whose session was already closed and
     /// written: a replay after a crash skips them instead of building partial sessions.
+    /// `since_day` bounds the scan: no event of the replay is from an earlier day.
     pub async fn closed_event_ids(
         &self,
         partition: i32,
         from_offset: i64,
+        since_day: u16,
     ) -> Result<HashSet<String>, WriteError> {
         let ids: Vec<String> = self
             .warehouse
             .client
             .query(
-                "SELECT DISTINCT event_id FROM events \
-                 WHERE src_partition = ? AND src_offset >= ? AND version = ?",
+                "SELECT DISTINCT event_id FROM events WHERE day >= toDate(?) \
+                 AND src_partition = ? AND src_offset >= ? AND version = ?",
             )
+            .bind(since_day)
             .bind(partition)
             .bind(from_offset)
             .bind(FINAL_VERSION)

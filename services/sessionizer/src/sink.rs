@@ -63,7 +63,7 @@ impl Pipeline {
                 &self.consumer,
                 self.batch_max,
                 Duration::from_millis(500),
-                Duration::from_millis(50),
+                Duration::from_millis(1000),
             )
             .await?;
             self.forget_revoked(&mut partitions);
@@ -245,12 +245,20 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> anyhow::Result<Partition> {
         let (partition, offset) = (first.partition(), first.offset());
+        // The replay starts at the oldest open session's record; records after it were
+        // received at most a stream's reordering apart, and an event is at most a day older
+        // than its receipt (the collector's `stale` bound): two days back cover them.
+        let received_ms = anon_event_codec()
+            .decode(first.payload().unwrap_or_default())
+            .map_or(0, |e| e.received_at_ms);
+        let since_day =
+            exatom_shared::time::days_since_epoch((received_ms - 2 * 86_400_000).max(0));
         let retries = self.metrics.write_retries.clone();
         let skip = retry::until_ok(
             "replay check",
             shutdown,
             || retries.with_label_values(&["clickhouse"]).inc(),
-            || self.writer.closed_event_ids(partition, offset),
+            || self.writer.closed_event_ids(partition, offset, since_day),
         )
         .await?;
         tracing::info!(

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_daily_rollups"),
     migration!(4, "0004_event_value_presence"),
     migration!(5, "0005_monthly_rollup_partitions"),
+    migration!(6, "0006_events_by_visitor"),
 ];
 
 /// What the server can do, read from `SELECT version()`.
