@@ -16,8 +16,8 @@ use exatom_anonymizer::scrub::{scrub_text, scrub_url, QueryAllowList, ScrubCount
 use exatom_anonymizer::transform::{anonymize, check};
 use exatom_anonymizer::visitor::visitor_id;
 use exatom_benches::{anon_event, geo_database, raw_event, T0, USER_AGENT};
-use exatom_shared::avro::{anon_event_codec, raw_event_codec};
-use exatom_shared::model::{AnonEvent, Device};
+use exatom_core::avro::{anon_event_codec, raw_event_codec};
+use exatom_core::model::{AnonEvent, Device};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,7 +32,7 @@ const COLD_USER_AGENTS: [&str; 3] = [
 fn anonymizer(c: &mut Criterion) {
     let mut g = c.benchmark_group("anonymizer");
     let salt = [7u8; 32];
-    let day = exatom_shared::time::utc_day(T0);
+    let day = exatom_core::time::utc_day(T0);
     g.throughput(Throughput::Elements(1));
     g.bench_function("hmac_visitor_id", |b| {
         b.iter(|| visitor_id(&salt, "DEMO", black_box(USER_AGENT), "203.0.113.77", day))

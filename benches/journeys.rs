@@ -61,7 +61,9 @@ pub fn seeded(seed: u64) -> Seeded {
 }
 
 fn uuid(rng: &mut Seeded) -> String {
-    uuid::Builder::from_random_bytes(rng.gen()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(rng.gen())
+        .into_uuid()
+        .to_string()
 }
 
 /// Journey number `n` of a run: the visitor's address is unique per `n` (up to 2^24), so

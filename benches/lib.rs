@@ -4,12 +4,12 @@
 pub mod journeys;
 
 use anyhow::{bail, Context};
-use exatom_collector::batch::{parse, validate, Received};
 use exatom_collector::encoder::{partition_key, RawEncoder};
-use exatom_collector::limits::Limits;
-use exatom_shared::model::{
+use exatom_core::model::{
     AnonEvent, Device, EventBody, EventKind, FieldRef, Form, FormEventKind, RawEvent,
 };
+use exatom_edge::batch::{parse, validate, Received};
+use exatom_edge::limits::Limits;
 
 /// RFC 3339 with milliseconds, as the browser tag writes times.
 pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -43,6 +43,7 @@ pub fn batch_json(events: usize) -> Vec<u8> {
 /// One 20-event request's records as the collector writes them to `exatom.raw`: the single
 /// partition key of its visitor and each event's Avro bytes, encoded once so a load program
 /// sends the broker the real sizes and key shape.
+#[derive(Debug)]
 pub struct Request {
     pub key: String,
     pub payloads: Vec<Vec<u8>>,
@@ -54,7 +55,7 @@ pub fn collector_request() -> anyhow::Result<Request> {
     let limits = Limits::default();
     let parsed = parse(&body, &limits).context("the fixture batch parses")?;
     let received = Received {
-        received_at_ms: exatom_shared::time::now_ms(),
+        received_at_ms: exatom_core::time::now_ms(),
         ip: "203.0.113.7",
         user_agent: USER_AGENT,
         conversion_tags: &[],

@@ -6,11 +6,11 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use exatom_benches::{anon_event, batch_json, raw_event, T0, USER_AGENT};
-use exatom_collector::batch::{parse, validate, Received};
 use exatom_collector::encoder::{partition_key, RawEncoder};
-use exatom_collector::limits::Limits;
+use exatom_core::avro::{anon_event_codec, raw_event_codec, Codec};
+use exatom_edge::batch::{parse, validate, Received};
+use exatom_edge::limits::Limits;
 use exatom_sessionizer::rules::PartitionState;
-use exatom_shared::avro::{anon_event_codec, raw_event_codec, Codec};
 
 fn collector(c: &mut Criterion) {
     let body = batch_json(20);

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use exatom_anonymizer::visitor::visitor_id;
+use exatom_core::avro::{anon_event_codec, raw_event_codec};
+use exatom_core::model::{EventBody, EventKind, RawEvent};
 use exatom_e2e::{wait_until, Service, Stack};
-use exatom_shared::avro::{anon_event_codec, raw_event_codec};
-use exatom_shared::kafka::{self, TopicSpec, ANON_TOPIC, DLQ_TOPIC, RAW_TOPIC};
-use exatom_shared::model::{EventBody, EventKind, RawEvent};
+use exatom_plumbing::kafka::{self, TopicSpec, ANON_TOPIC, DLQ_TOPIC, RAW_TOPIC};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -268,7 +268,7 @@ async fn replicas_started_together_agree_on_the_first_salt_of_the_day() {
     for r in records(&stack, ANON_TOPIC) {
         if r.key.starts_with(&format!("{site}:")) {
             let event = anon.decode(&r.payload).unwrap();
-            let day = exatom_shared::time::utc_day(event.received_at_ms);
+            let day = exatom_core::time::utc_day(event.received_at_ms);
             ids_by_day.entry(day).or_default().insert(event.visitor_id);
         }
     }
@@ -438,7 +438,7 @@ async fn records_that_cannot_be_anonymized_go_to_the_dlq_without_stalling() {
         record.headers["exatom.reason"].clone()
     };
     let expired = reason(expired_at);
-    let day = exatom_shared::time::utc_day(three_days_ago);
+    let day = exatom_core::time::utc_day(three_days_ago);
     assert!(expired.starts_with("salt_expired:"), "{expired}");
     assert!(expired.contains(&day.to_string()), "{expired}");
     assert!(reason(garbage_at).starts_with("undecodable:"));
@@ -449,15 +449,15 @@ async fn records_that_cannot_be_anonymized_go_to_the_dlq_without_stalling() {
     let salts_by_day = salt_records(&stack, &salts);
     assert!(!salts_by_day.contains_key(&day), "{salts_by_day:?}");
     assert_eq!(
-        metric(port, "exatom_anonymizer_dlq_total", "salt_expired").await,
+        metric(port, "exatom_dlq_records_total", "salt_expired").await,
         1.0
     );
     assert_eq!(
-        metric(port, "exatom_anonymizer_dlq_total", "undecodable").await,
+        metric(port, "exatom_dlq_records_total", "undecodable").await,
         1.0
     );
     assert_eq!(
-        metric(port, "exatom_anonymizer_dlq_total", "invalid").await,
+        metric(port, "exatom_dlq_records_total", "invalid").await,
         1.0
     );
     assert!(service.stop());

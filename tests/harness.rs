@@ -145,6 +145,12 @@ pub struct Service {
     child: Child,
 }
 
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
 impl Service {
     pub fn start(stack: &Stack, name: &str, env: &[(&str, String)]) -> Self {
         let log_dir = stack.state.join("logs");
@@ -221,6 +227,12 @@ pub struct Ports {
     pub admin: [u16; 3],
 }
 
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
 impl Ports {
     pub fn pick() -> Self {
         let free = || {
@@ -242,6 +254,12 @@ pub struct Pipeline {
     pub collector_url: String,
     pub services: HashMap<&'static str, Service>,
     pub admin_ports: HashMap<&'static str, u16>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
 }
 
 impl Pipeline {
@@ -386,6 +404,12 @@ pub struct Outage<'a> {
     stack: &'a Stack,
     part: Part,
     down: bool,
+}
+
+impl<'a> std::fmt::Debug for Outage<'a> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outage").finish_non_exhaustive()
+    }
 }
 
 impl<'a> Outage<'a> {

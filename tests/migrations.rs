@@ -3,7 +3,7 @@
 //! can run again.
 
 use exatom_e2e::Stack;
-use exatom_shared::warehouse::{Connection, Warehouse};
+use exatom_plumbing::warehouse::{Connection, Warehouse};
 
 /// A database of its own, at the state migrations `1..=last` leave.
 async fn database_at(stack: &Stack, name: &str, last: u32) -> Warehouse {
@@ -81,7 +81,7 @@ async fn monthly_rollups_keep_every_figure_and_the_migration_runs_again() {
     let before = figures(&stack, db).await;
     assert!(before[0].contains("signup\t3\t2\t1"), "{}", before[0]);
 
-    assert_eq!(warehouse.migrate().await.unwrap(), vec![5]);
+    assert_eq!(warehouse.migrate_up_to(5).await.unwrap(), vec![5]);
     let after = figures(&stack, db).await;
     assert_eq!(after, before, "the copied rollups hold the same figures");
 
@@ -139,9 +139,57 @@ async fn monthly_rollups_keep_every_figure_and_the_migration_runs_again() {
         },
     )
     .await;
-    assert_eq!(warehouse.migrate().await.unwrap(), vec![5]);
+    assert_eq!(warehouse.migrate_up_to(5).await.unwrap(), vec![5]);
     assert_eq!(figures(&stack, db).await, before);
     assert_eq!(stack.query(&fields).await, field_rows);
     assert_eq!(stack.query(&segments).await, segment_rows);
+    stack.execute(&format!("DROP DATABASE {db}")).await;
+}
+
+#[tokio::test]
+async fn events_reordered_by_visitor_keep_every_row_and_still_deduplicate() {
+    let stack = Stack::from_env();
+    let db = "exatom_migration_0006";
+    let warehouse = database_at(&stack, db, 5).await;
+    // Two versions of one event (the final one must win), and events of two visitors.
+    let row = |event: &str, visitor: &str, session: &str, version: u32| {
+        format!(
+            "('S', today(), '{event}', '{session}', '{visitor}', 0, 'form_event', 1, 2, 'p', '', '', \
+             'f', 'x', 'input', '*', 1, '', '', 0, '', '', '', '', '', '', '', '', '', 0, 0, 7, {version})"
+        )
+    };
+    stack
+        .execute(&format!(
+            "INSERT INTO {db}.events VALUES {}, {}, {}",
+            row("e1", "v1", "live", 1),
+            row("e1", "v1", "final", 2),
+            row("e2", "v2", "s2", 1)
+        ))
+        .await;
+    let rows = format!(
+        "SELECT event_id, visitor_id, session_id, version FROM {db}.events FINAL ORDER BY event_id"
+    );
+    let before = stack.query(&rows).await;
+    assert_eq!(before, "e1\tv1\tfinal\t2\ne2\tv2\ts2\t1\n");
+
+    assert_eq!(warehouse.migrate().await.unwrap(), vec![6]);
+    assert_eq!(stack.query(&rows).await, before);
+    let key = stack
+        .query(&format!(
+            "SELECT sorting_key FROM system.tables WHERE database = '{db}' AND name = 'events'"
+        ))
+        .await;
+    assert_eq!(key.trim(), "site, day, visitor_id, event_id");
+    // A newer version of an event written after the migration still replaces the old one.
+    stack
+        .execute(&format!(
+            "INSERT INTO {db}.events VALUES {}",
+            row("e2", "v2", "s2-final", 2)
+        ))
+        .await;
+    assert_eq!(
+        stack.query(&rows).await,
+        "e1\tv1\tfinal\t2\ne2\tv2\ts2-final\t2\n"
+    );
     stack.execute(&format!("DROP DATABASE {db}")).await;
 }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use exatom_benches::{collector_request, Request};
-use exatom_collector::sink::producer_config;
-use exatom_shared::kafka::RAW_TOPIC;
+use exatom_collector::producer::producer_config;
+use exatom_plumbing::kafka::RAW_TOPIC;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// Produces one request's records and waits for every acknowledgement: its latency in µs.

@@ -7,7 +7,7 @@
 //! 1. Creates a topic of its own (`exatom.bench-drain-<random>`, PARTITIONS, default 3) and
 //!    produces RECORDS of the collector's `exatom.raw` records (real sizes, keys of 10 000
 //!    visitors) with the services' producer settings, as fast as the broker acknowledges.
-//! 2. Drains it with the services' consumer settings and batches (`kafka::next_batch`, 2 000
+//! 2. Drains it with the services' consumer settings and batches (`consume::Source`, 2 000
 //!    records), from the beginning, in a consumer group; at half it commits, closes, and a
 //!    new consumer of the same group takes over, as a restarted service does.
 //! 3. Prints the produce rate, the drain rate of each tenth of the backlog (a fetch whose
@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use exatom_benches::collector_request;
-use exatom_shared::kafka::{self, TopicSpec};
-use rdkafka::consumer::{CommitMode, Consumer as _};
+use exatom_plumbing::consume::{KafkaSource, Source};
+use exatom_plumbing::kafka::{self, TopicSpec};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
@@ -67,7 +67,7 @@ async fn drain(
     total: usize,
     tenths: &mut Vec<f64>,
 ) -> anyhow::Result<Duration> {
-    let consumer = kafka::consumer(brokers, group)?;
+    let consumer = KafkaSource(kafka::consumer(brokers, group)?);
     consumer.subscribe(&[topic])?;
     let started = Instant::now();
     let mut first = None;
@@ -77,13 +77,9 @@ async fn drain(
         if started.elapsed() > Duration::from_secs(600) {
             bail!("{} of {until} records read after 10 minutes", *read);
         }
-        let batch = kafka::next_batch(
-            &consumer,
-            2_000,
-            Duration::from_millis(500),
-            Duration::from_millis(20),
-        )
-        .await?;
+        let batch = consumer
+            .next_batch(2_000, Duration::from_millis(500), Duration::from_millis(20))
+            .await?;
         if batch.messages.is_empty() {
             continue;
         }
@@ -98,7 +94,7 @@ async fn drain(
             tenth_started = Instant::now();
         }
     }
-    kafka::commit(&consumer, &next_offsets, CommitMode::Sync)?;
+    consumer.commit(&next_offsets)?;
     first.context("no record read")
 }
 

@@ -8,9 +8,9 @@
 //! instructions per event = (total − total at 0 iterations) / (iterations × 20).
 
 use exatom_benches::{batch_json, T0, USER_AGENT};
-use exatom_collector::batch::{parse, validate, Received};
 use exatom_collector::encoder::{partition_key, RawEncoder};
-use exatom_collector::limits::Limits;
+use exatom_edge::batch::{parse, validate, Received};
+use exatom_edge::limits::Limits;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

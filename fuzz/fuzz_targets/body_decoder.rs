@@ -4,10 +4,10 @@
 //! value other than "" or "*" comes out.
 #![no_main]
 
-use exatom_collector::batch::{self, Received};
-use exatom_collector::body;
-use exatom_collector::encoder::RawEncoder;
-use exatom_collector::limits::Limits;
+use exatom_core::avro::raw_event_codec;
+use exatom_edge::batch::{self, Received};
+use exatom_edge::body;
+use exatom_edge::limits::Limits;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let out = batch::validate(parsed, &received, &limits);
     assert!(out.events.len() + out.rejected.len() <= limits.max_events);
-    let encoder = RawEncoder::default();
+    let codec = raw_event_codec();
     for event in &out.events {
         assert!(matches!(event.body.value.as_deref(), None | Some("" | "*")));
-        encoder.encode(event).expect("a validated event always encodes");
+        codec.encode(event).expect("a validated event always encodes");
     }
 });

@@ -15,7 +15,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A browser session; chromedriver and its Chromium are killed when dropped.
-pub struct Browser {
+pub(crate) struct Browser {
     pub client: Client,
     driver: Child,
     profile: PathBuf,
@@ -23,7 +23,7 @@ pub struct Browser {
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile under `state`.
-    pub async fn start(state: &Path) -> Self {
+    pub(crate) async fn start(state: &Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -76,13 +76,13 @@ impl Browser {
     }
 
     /// Navigates and waits until `selector` is in the page.
-    pub async fn open(&self, url: &str, selector: &str) {
+    pub(crate) async fn open(&self, url: &str, selector: &str) {
         self.client.goto(url).await.unwrap();
         self.find(selector).await;
     }
 
     /// Waits up to 10 s for an element.
-    pub async fn find(&self, selector: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn find(&self, selector: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(10))
@@ -92,23 +92,23 @@ impl Browser {
     }
 
     /// Clicks an element, then types into it as a person would, key by key.
-    pub async fn type_into(&self, selector: &str, text: &str) {
+    pub(crate) async fn type_into(&self, selector: &str, text: &str) {
         let field = self.find(selector).await;
         field.click().await.unwrap();
         field.send_keys(text).await.unwrap();
     }
 
-    pub async fn click(&self, selector: &str) {
+    pub(crate) async fn click(&self, selector: &str) {
         self.find(selector).await.click().await.unwrap();
     }
 
     /// Runs a script in the page and returns its result.
-    pub async fn eval(&self, script: &str) -> serde_json::Value {
+    pub(crate) async fn eval(&self, script: &str) -> serde_json::Value {
         self.client.execute(script, vec![]).await.unwrap()
     }
 
     /// Ends the WebDriver session (Chromium exits); Drop then stops chromedriver.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.clone().close().await;
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// One request as the browser sent it, and the status it got.
 #[derive(Debug, Clone)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub method: String,
     /// Path and query, as requested.
     pub target: String,
@@ -25,7 +25,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// The event batch this request carried, if it was one.
-    pub fn batch(&self) -> Option<Value> {
+    pub(crate) fn batch(&self) -> Option<Value> {
         (self.method == "POST" && self.target == "/v1/events")
             .then(|| serde_json::from_slice(&self.body).ok())
             .flatten()
@@ -40,7 +40,7 @@ struct Shared {
 }
 
 /// The proxy, listening on 127.0.0.1 until dropped.
-pub struct Recorder {
+pub(crate) struct Recorder {
     /// `http://127.0.0.1:<port>`: the origin the browser sees.
     pub origin: String,
     shared: Arc<Shared>,
@@ -60,7 +60,7 @@ const SKIPPED: [&str; 6] = [
 
 impl Recorder {
     /// Listens now; forwards once [`forward_to`](Self::forward_to) names the collector.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let shared = Arc::new(Shared::default());
@@ -77,17 +77,17 @@ impl Recorder {
         }
     }
 
-    pub fn forward_to(&self, collector_url: &str) {
+    pub(crate) fn forward_to(&self, collector_url: &str) {
         *self.shared.upstream.write().unwrap() = collector_url.to_owned();
     }
 
     /// Every request so far, in arrival order.
-    pub fn exchanges(&self) -> Vec<Exchange> {
+    pub(crate) fn exchanges(&self) -> Vec<Exchange> {
         self.shared.log.lock().unwrap().clone()
     }
 
     /// The events of every batch the collector answered with `status`.
-    pub fn events(&self, status: u16) -> Vec<Value> {
+    pub(crate) fn events(&self, status: u16) -> Vec<Value> {
         self.exchanges()
             .iter()
             .filter(|x| x.status == status)

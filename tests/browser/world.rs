@@ -19,7 +19,7 @@ const TOPICS: [&str; 5] = [
 ];
 
 /// One test's world: its own site, the pipeline, the proxy and the browser.
-pub struct World {
+pub(crate) struct World {
     pub stack: Stack,
     pub run: String,
     pub site: String,
@@ -32,7 +32,7 @@ pub struct World {
 }
 
 impl World {
-    pub async fn start(name: &str) -> Self {
+    pub(crate) async fn start(name: &str) -> Self {
         let stack = Stack::from_env();
         let run = uuid::Uuid::new_v4().simple().to_string();
         // Letters only: the anonymizer scrubs long digit runs from conversion tags.
@@ -77,43 +77,43 @@ impl World {
         }
     }
 
-    pub fn demo(&self, page: &str) -> String {
+    pub(crate) fn demo(&self, page: &str) -> String {
         format!("{}/demo/{page}", self.recorder.origin)
     }
 
     /// A string no page, label or figure holds: what a visitor types.
-    pub fn marker(&self, what: &str) -> String {
+    pub(crate) fn marker(&self, what: &str) -> String {
         format!("{what}{}", &self.run[8..20])
     }
 
     /// Events the collector answered 202 for.
-    pub fn accepted(&self) -> Vec<Value> {
+    pub(crate) fn accepted(&self) -> Vec<Value> {
         self.recorder.events(202)
     }
 
-    pub async fn wait_accepted(&self, what: &str, check: impl Fn(&Value) -> bool) {
+    pub(crate) async fn wait_accepted(&self, what: &str, check: impl Fn(&Value) -> bool) {
         wait_until(Duration::from_secs(30), what, || async {
             self.accepted().iter().any(&check)
         })
         .await;
     }
 
-    pub async fn query(&self, sql: &str) -> String {
+    pub(crate) async fn query(&self, sql: &str) -> String {
         let sql = sql.replace("{site}", &self.site);
         self.stack.query(&sql).await.trim().to_owned()
     }
 }
 
-pub fn is(event: &Value, kind: &str, form: &str) -> bool {
+pub(crate) fn is(event: &Value, kind: &str, form: &str) -> bool {
     event["type"] == kind && event["form"]["name"] == form
 }
 
-pub fn form_event(event: &Value, form: &str, kind: &str) -> bool {
+pub(crate) fn form_event(event: &Value, form: &str, kind: &str) -> bool {
     is(event, "form_event", form) && event["event"] == kind
 }
 
 /// None of `needles` left the browser: not in any request's target or body.
-pub fn assert_not_sent(world: &World, needles: &[String]) {
+pub(crate) fn assert_not_sent(world: &World, needles: &[String]) {
     let exchanges = world.recorder.exchanges();
     assert!(exchanges.iter().any(|x| x.batch().is_some()));
     for x in &exchanges {
@@ -130,7 +130,7 @@ pub fn assert_not_sent(world: &World, needles: &[String]) {
 
 /// Every place a typed string could leak to: the requests the browser made (targets and
 /// bodies), every topic, every table.
-pub async fn assert_nowhere(world: &World, needles: &[String]) {
+pub(crate) async fn assert_nowhere(world: &World, needles: &[String]) {
     assert_not_sent(world, needles);
     for topic in TOPICS {
         for (key, value) in world.stack.topic_records(topic) {
@@ -160,7 +160,7 @@ pub async fn assert_nowhere(world: &World, needles: &[String]) {
 }
 
 /// Every 202 took all its events: the tag writes what the wire contract asks.
-pub fn assert_nothing_rejected(world: &World) {
+pub(crate) fn assert_nothing_rejected(world: &World) {
     for x in world.recorder.exchanges() {
         if x.batch().is_some() && x.status == 202 {
             let answer: Value = serde_json::from_slice(&x.response).unwrap();
@@ -170,7 +170,7 @@ pub fn assert_nothing_rejected(world: &World) {
 }
 
 /// A browser or service that hangs fails the test instead of stalling the suite.
-pub async fn within(test: impl std::future::Future<Output = ()>) {
+pub(crate) async fn within(test: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(Duration::from_secs(240), test)
         .await
         .expect("the test finishes within 4 minutes");

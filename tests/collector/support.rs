@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use exatom_core::avro::raw_event_codec;
+use exatom_core::model::RawEvent;
 use exatom_e2e::{sites_file, wait_until, Service, Stack};
-use exatom_shared::avro::raw_event_codec;
-use exatom_shared::model::RawEvent;
 use serde_json::{json, Value};
 
 /// A collector process of one test, on its own port.
-pub struct Collector {
+pub(crate) struct Collector {
     pub service: Service,
     pub base: String,
     pub port: u16,
@@ -23,7 +23,7 @@ pub struct Collector {
 impl Collector {
     /// Starts a collector for `sites` and waits until it is ready. The rate limit is lifted
     /// (every request of a test comes from 127.0.0.1) unless `env` sets it; `env` wins.
-    pub async fn start(stack: &Stack, sites: &Path, env: &[(&str, String)]) -> Self {
+    pub(crate) async fn start(stack: &Stack, sites: &Path, env: &[(&str, String)]) -> Self {
         let port = free_port();
         let mut all = vec![
             ("EXATOM_LISTEN", format!("127.0.0.1:{port}")),
@@ -48,12 +48,12 @@ impl Collector {
         collector
     }
 
-    pub fn events_url(&self) -> String {
+    pub(crate) fn events_url(&self) -> String {
         format!("{}/v1/events", self.base)
     }
 
     /// The value of one sample of `/metrics`, e.g. `name` or `name{label="v"}`; 0 if absent.
-    pub async fn metric(&self, sample: &str) -> f64 {
+    pub(crate) async fn metric(&self, sample: &str) -> f64 {
         let text = reqwest::get(format!("{}/metrics", self.base))
             .await
             .expect("metrics answer")
@@ -66,7 +66,7 @@ impl Collector {
     }
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -75,7 +75,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A site of its own for one test, so its records can be told apart in the shared topic.
-pub fn new_site(stack: &Stack, test: &str, origins: &[&str]) -> (String, PathBuf) {
+pub(crate) fn new_site(stack: &Stack, test: &str, origins: &[&str]) -> (String, PathBuf) {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let site = format!("C{}", &run[..12]);
     let path = sites_file(
@@ -86,17 +86,17 @@ pub fn new_site(stack: &Stack, test: &str, origins: &[&str]) -> (String, PathBuf
     (site, path)
 }
 
-pub fn event_id() -> String {
+pub(crate) fn event_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-pub fn page_view(id: &str, ts: &str) -> Value {
+pub(crate) fn page_view(id: &str, ts: &str) -> Value {
     json!({"id": id, "type": "page_view", "ts": ts, "page": "https://shop.test/checkout"})
 }
 
 /// A form event on the e-mail field carrying `value` as the tag sends it (or a typed text
 /// a broken or hostile tag sends instead).
-pub fn form_event(id: &str, ts: &str, seq: i64, value: &str) -> Value {
+pub(crate) fn form_event(id: &str, ts: &str, seq: i64, value: &str) -> Value {
     json!({"id": id, "type": "form_event", "ts": ts, "page": "https://shop.test/checkout",
            "form": {"name": "checkout", "id": "co", "order": 0}, "event": "input", "seq": seq,
            "field": {"name": "email", "id": "email", "tag": "input", "type": "email", "order": 0,
@@ -104,12 +104,12 @@ pub fn form_event(id: &str, ts: &str, seq: i64, value: &str) -> Value {
            "value": value})
 }
 
-pub fn batch(site: &str, sent_at: &str, events: &[Value]) -> String {
+pub(crate) fn batch(site: &str, sent_at: &str, events: &[Value]) -> String {
     json!({"site": site, "sent_at": sent_at, "events": events}).to_string()
 }
 
 /// One record of `exatom.raw`, its partition, and its bytes.
-pub struct RawRecord {
+pub(crate) struct RawRecord {
     pub partition: i32,
     pub key: String,
     pub event: RawEvent,
@@ -117,7 +117,7 @@ pub struct RawRecord {
 }
 
 /// Every record of `exatom.raw` for `site`, in offset order per partition.
-pub fn raw_records(stack: &Stack, site: &str) -> Vec<RawRecord> {
+pub(crate) fn raw_records(stack: &Stack, site: &str) -> Vec<RawRecord> {
     let codec = raw_event_codec();
     stack
         .topic_log("exatom.raw")
@@ -137,7 +137,12 @@ pub fn raw_records(stack: &Stack, site: &str) -> Vec<RawRecord> {
 
 /// Sends `head` on a fresh connection, then `tail` after `pause` (nothing if `None`:
 /// the write side is closed instead), and returns the status and body of the answer.
-pub fn raw_http(port: u16, head: &[u8], pause: Duration, tail: Option<&[u8]>) -> (u16, String) {
+pub(crate) fn raw_http(
+    port: u16,
+    head: &[u8],
+    pause: Duration,
+    tail: Option<&[u8]>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     // Not a performance bound: a collector that never answers fails here instead of hanging.
     stream
@@ -153,7 +158,7 @@ pub fn raw_http(port: u16, head: &[u8], pause: Duration, tail: Option<&[u8]>) ->
 }
 
 /// Reads one HTTP/1.1 response with a `Content-Length` from `stream`.
-pub fn read_response(stream: &mut TcpStream) -> (u16, String) {
+pub(crate) fn read_response(stream: &mut TcpStream) -> (u16, String) {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -177,7 +182,7 @@ pub fn read_response(stream: &mut TcpStream) -> (u16, String) {
 }
 
 /// An HTTP/1.1 request head for `POST /v1/events` announcing `length` body bytes.
-pub fn post_head(length: usize) -> Vec<u8> {
+pub(crate) fn post_head(length: usize) -> Vec<u8> {
     format!(
         "POST /v1/events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
     )
@@ -185,7 +190,7 @@ pub fn post_head(length: usize) -> Vec<u8> {
 }
 
 /// Sends a signal to a process (`kill -<sig> <pid>`).
-pub fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill")
         .args([format!("-{sig}"), pid.to_string()])
         .status()

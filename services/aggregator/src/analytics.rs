@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use exatom_shared::model::{EventKind, FormEventKind, Session, SessionEvent, TooltipAction};
+use exatom_core::model::{EventKind, FormEventKind, Session, SessionEvent, TooltipAction};
 
 /// What one session did with one form.
 #[derive(Debug, Clone, Default, PartialEq)]

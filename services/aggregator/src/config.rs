@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 
-use exatom_shared::config::Endpoints;
+use exatom_core::config::Endpoints;
 use serde::Deserialize;
 
+/// Everything the aggregator can be told; see the configuration table in the README.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct AggregatorConfig {
@@ -12,7 +13,11 @@ pub struct AggregatorConfig {
     pub endpoints: Endpoints,
     pub admin_listen: SocketAddr,
     pub group_id: String,
+    /// Sessions per batch (one commit per batch).
     pub batch_max: usize,
+    /// How long a batch waits for more sessions after its first, in ms: each batch
+    /// recomputes the rollups it touched, so fewer, larger batches cost ClickHouse less.
+    pub batch_linger_ms: u64,
     /// How often the 90-day retention task runs on servers without TTL, in seconds.
     pub retention_interval_s: u64,
 }
@@ -24,6 +29,7 @@ impl Default for AggregatorConfig {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9104)),
             group_id: "exatom-aggregator".into(),
             batch_max: 2_000,
+            batch_linger_ms: 1_000,
             retention_interval_s: 3_600,
         }
     }

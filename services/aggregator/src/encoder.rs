@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clickhouse::Row;
-use exatom_shared::model::Session;
-use exatom_shared::time::days_since_epoch;
+use exatom_core::model::Session;
+use exatom_core::time::days_since_epoch;
 use serde::Serialize;
 
 use crate::analytics::SessionAnalytics;

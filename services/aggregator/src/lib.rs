@@ -1,69 +1,60 @@
 //! The aggregator: turns closed sessions into form analytics in ClickHouse — views, starts,
 //! abandonment by field, hesitation, corrections, returns, errors, and conversions
-//! attributed to the form that earned them. `analytics` is pure; I/O is in `sink` and
-//! `service`.
+//! attributed to the form that earned them. `analytics` and `rollup` are pure; the stream
+//! loop is `stage`, the writes `writer`.
 
 pub mod analytics;
 pub mod config;
 pub mod encoder;
 pub mod metrics;
 pub mod rollup;
-pub mod service;
-pub mod sink;
+pub mod stage;
+pub mod writer;
 
 use std::time::Duration;
 
-use anyhow::Context;
-use exatom_shared::kafka;
-use exatom_shared::telemetry::{serve_admin, Readiness, Shutdown};
-use exatom_shared::warehouse::Warehouse;
+use exatom_plumbing::consume::{KafkaSource, Settings};
+use exatom_plumbing::kafka::{self, SESSIONS_TOPIC};
+use exatom_plumbing::startup::Startup;
+use exatom_plumbing::warehouse::Warehouse;
 
 use crate::config::AggregatorConfig;
 
+/// Runs the aggregator until SIGTERM/SIGINT.
 pub async fn run(config: AggregatorConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
     let registry = prometheus::Registry::new();
     let metrics = metrics::AggregatorMetrics::register(&registry)?;
-    let shutdown = Shutdown::on_signals();
-    let readiness = Readiness::default();
-    let admin = serve_admin(
-        config.admin_listen,
+    let startup = Startup::begin(
         registry,
-        readiness.clone(),
-        shutdown.wait(),
-    )
-    .await
-    .with_context(|| format!("binding {}", config.admin_listen))?;
-    let connection = (&config.endpoints).into();
-    let warehouse = exatom_shared::retry::until_ok(
-        "clickhouse connect",
-        &shutdown,
-        || {},
-        || Warehouse::connect(&connection),
+        config.admin_listen,
+        kafka::producer(brokers, 10_000)?,
     )
     .await?;
-    readiness.set(true);
+    let warehouse = match startup.warehouse(&(&config.endpoints).into()).await {
+        Ok(warehouse) => warehouse,
+        Err(fault) => return startup.stop_with(fault).await,
+    };
     let retention = spawn_retention(
         warehouse.clone(),
         metrics.clone(),
         config.retention_interval_s,
     );
-    let pipeline = sink::Pipeline {
-        consumer: kafka::consumer(brokers, &config.group_id)?,
-        writer: service::Writer { warehouse },
-        dlq: kafka::producer(brokers, 10_000)?,
-        metrics,
+    let stage = stage::Aggregate::new(writer::Writer { warehouse }, metrics);
+    let settings = Settings {
+        topics: vec![SESSIONS_TOPIC],
         batch_max: config.batch_max,
+        idle: Duration::from_millis(500),
+        linger: Duration::from_millis(config.batch_linger_ms),
+        lag_every: Duration::from_secs(10),
     };
-    tracing::info!("aggregator consuming exatom.sessions");
-    let result = pipeline.run(shutdown.clone()).await;
+    let source = KafkaSource(kafka::consumer(brokers, &config.group_id)?);
+    let result = startup.run(source, stage, settings).await;
     retention.abort();
-    shutdown.trigger();
-    let _ = admin.await;
     result
 }
 
-/// On servers without TTL, removes rows past 90 days (`exatom_shared::retention`). Harmless
+/// On servers without TTL, removes rows past 90 days (`exatom_plumbing::retention`). Harmless
 /// to run in every replica.
 fn spawn_retention(
     warehouse: Warehouse,

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    exatom_shared::telemetry::init_logging();
-    let config: exatom_aggregator::config::AggregatorConfig = exatom_shared::config::load()?;
+    exatom_plumbing::telemetry::init_logging();
+    let config: exatom_aggregator::config::AggregatorConfig = exatom_core::config::load()?;
     exatom_aggregator::run(config).await
 }

@@ -1,20 +1,16 @@
 //! The aggregator's Prometheus metrics.
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
-#[derive(Clone)]
+/// The aggregator's own metrics, besides every consumer's (`consume::ConsumerMetrics`).
+#[derive(Clone, Debug)]
 pub struct AggregatorMetrics {
     pub sessions_in: IntCounter,
     pub rows_written: IntCounterVec,
     pub rollup_groups: IntCounterVec,
     pub write_seconds: Histogram,
-    pub write_retries: IntCounter,
-    pub dlq: IntCounter,
     pub partitions_dropped: IntCounter,
     pub retention_rows_deleted: IntCounter,
-    pub consumer_lag: IntGaugeVec,
 }
 
 impl AggregatorMetrics {
@@ -47,14 +43,6 @@ impl AggregatorMetrics {
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ]),
             )?,
-            write_retries: IntCounter::new(
-                "exatom_aggregator_write_retries_total",
-                "ClickHouse writes retried",
-            )?,
-            dlq: IntCounter::new(
-                "exatom_aggregator_dlq_total",
-                "Undecodable records sent to exatom.dlq",
-            )?,
             partitions_dropped: IntCounter::new(
                 "exatom_aggregator_retention_partitions_dropped_total",
                 "Partitions dropped whole by the 90-day retention task (daily ones, and months past it)",
@@ -63,23 +51,13 @@ impl AggregatorMetrics {
                 "exatom_aggregator_retention_rows_deleted_total",
                 "Rows of days past 90 deleted by the retention task from the month that straddles the cutoff",
             )?,
-            consumer_lag: IntGaugeVec::new(
-                Opts::new(
-                    "exatom_aggregator_consumer_lag",
-                    "Messages behind the partition end",
-                ),
-                &["topic", "partition"],
-            )?,
         };
         registry.register(Box::new(m.sessions_in.clone()))?;
         registry.register(Box::new(m.rows_written.clone()))?;
         registry.register(Box::new(m.rollup_groups.clone()))?;
         registry.register(Box::new(m.write_seconds.clone()))?;
-        registry.register(Box::new(m.write_retries.clone()))?;
-        registry.register(Box::new(m.dlq.clone()))?;
         registry.register(Box::new(m.partitions_dropped.clone()))?;
         registry.register(Box::new(m.retention_rows_deleted.clone()))?;
-        registry.register(Box::new(m.consumer_lag.clone()))?;
         Ok(m)
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use exatom_shared::config::Endpoints;
+use exatom_core::config::Endpoints;
 use serde::Deserialize;
 
 /// Everything the anonymizer can be told; see the configuration table in the README.
@@ -33,6 +33,8 @@ pub struct AnonymizerConfig {
     pub allow_long_salt_retention: bool,
     /// Messages handled per batch (one commit per batch).
     pub batch_max: usize,
+    /// How long a batch waits for more records after its first, in ms.
+    pub batch_linger_ms: u64,
 }
 
 impl Default for AnonymizerConfig {
@@ -45,9 +47,10 @@ impl Default for AnonymizerConfig {
             ua_cache_entries: 10_000,
             scrub_cache_entries: 10_000,
             query_allow_list: "utm_*".into(),
-            salts_topic: exatom_shared::kafka::SALTS_TOPIC.into(),
+            salts_topic: exatom_plumbing::kafka::SALTS_TOPIC.into(),
             allow_long_salt_retention: false,
             batch_max: 2_000,
+            batch_linger_ms: 20,
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::num::NonZeroUsize;
 
-use exatom_shared::model::Device;
+use exatom_core::model::Device;
 use lru::LruCache;
 use uaparser::{Parser, UserAgentParser};
 
@@ -45,6 +45,12 @@ pub struct Classifier {
     cache: LruCache<String, Classified>,
     pub hits: u64,
     pub misses: u64,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier").finish_non_exhaustive()
+    }
 }
 
 impl Classifier {

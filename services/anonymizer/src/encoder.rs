@@ -1,11 +1,17 @@
 //! `AnonEvent` → Kafka record: key `site:visitor_id`, so one visitor's events stay in order
 //! on one partition of `exatom.anon`.
 
-use exatom_shared::avro::{anon_event_codec, Codec, CodecError};
-use exatom_shared::model::AnonEvent;
+use exatom_core::avro::{anon_event_codec, Codec, CodecError};
+use exatom_core::model::AnonEvent;
 
 pub struct AnonEncoder {
     codec: Codec<AnonEvent>,
+}
+
+impl std::fmt::Debug for AnonEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnonEncoder").finish_non_exhaustive()
+    }
 }
 
 impl Default for AnonEncoder {

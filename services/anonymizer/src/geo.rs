@@ -15,6 +15,12 @@ pub struct Geo {
     reader: Option<Reader<Vec<u8>>>,
 }
 
+impl std::fmt::Debug for Geo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Geo").finish_non_exhaustive()
+    }
+}
+
 /// What a record may tell: GeoIP2/GeoLite2 City and Country databases nest
 /// `country.iso_code` and `subdivisions[].iso_code`; country-only databases (for example the
 /// public-domain `geo-whois-asn-country`) hold a flat `country_code`.

@@ -10,21 +10,24 @@ pub mod geo;
 pub mod metrics;
 pub mod salts;
 pub mod scrub;
-pub mod service;
-pub mod sink;
+pub mod stage;
 pub mod transform;
 pub mod visitor;
+pub mod writer;
+
+use std::time::Duration;
 
 use anyhow::Context;
-use exatom_shared::kafka;
-use exatom_shared::telemetry::{serve_admin, Readiness, Shutdown};
+use exatom_plumbing::consume::{KafkaSource, Settings};
+use exatom_plumbing::kafka::{self, RAW_TOPIC};
+use exatom_plumbing::startup::Startup;
 
 use crate::config::AnonymizerConfig;
 
 /// Runs the anonymizer until SIGTERM/SIGINT.
 pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
-    service::verify_salts_topic(
+    salts::verify_salts_topic(
         brokers,
         &config.salts_topic,
         config.allow_long_salt_retention,
@@ -33,8 +36,12 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let metrics = metrics::AnonymizerMetrics::register(&registry)?;
     let geo = match &config.geo_database {
-        Some(path) if !path.as_os_str().is_empty() => geo::Geo::open(path)
-            .with_context(|| format!("opening geo database {}", path.display()))?,
+        Some(path) if !path.as_os_str().is_empty() => geo::Geo::open(path).with_context(|| {
+            format!(
+                "opening geo database {} (EXATOM_GEO_DATABASE)",
+                path.display()
+            )
+        })?,
         _ => {
             tracing::warn!(
                 "no geo database configured (EXATOM_GEO_DATABASE): country and region stay empty"
@@ -43,34 +50,29 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
         }
     };
     let producer = kafka::producer(brokers, 200_000)?;
-    let salts = service::SaltKeeper::start(brokers, &config.salts_topic, producer.clone())?;
-    let shutdown = Shutdown::on_signals();
-    let readiness = Readiness::default();
-    let admin = serve_admin(
-        config.admin_listen,
-        registry,
-        readiness.clone(),
-        shutdown.wait(),
-    )
-    .await
-    .with_context(|| format!("binding {}", config.admin_listen))?;
-    readiness.set(true);
-    let pipeline = sink::Pipeline {
-        consumer: kafka::consumer(brokers, &config.group_id)?,
-        producer: producer.clone(),
+    let startup = Startup::begin(registry, config.admin_listen, producer.clone()).await?;
+    let salts = salts::SaltKeeper::start(brokers, &config.salts_topic, producer.clone())?;
+    let stage = stage::Anonymize::new(
         salts,
-        classifier: device::Classifier::new(config.ua_cache_entries),
+        device::Classifier::new(config.ua_cache_entries),
         geo,
-        scrubber: scrub::Scrubber::new(
+        scrub::Scrubber::new(
             scrub::QueryAllowList::parse(&config.query_allow_list),
             config.scrub_cache_entries,
         ),
-        metrics,
+        metrics.clone(),
+        writer::Writer {
+            producer,
+            records_out: metrics.records_out.clone(),
+        },
+    );
+    let source = KafkaSource(kafka::consumer(brokers, &config.group_id)?);
+    let settings = Settings {
+        topics: vec![RAW_TOPIC],
         batch_max: config.batch_max,
+        idle: Duration::from_millis(500),
+        linger: Duration::from_millis(config.batch_linger_ms),
+        lag_every: Duration::from_secs(10),
     };
-    tracing::info!("anonymizer consuming exatom.raw");
-    let result = pipeline.run(shutdown.clone()).await;
-    shutdown.trigger();
-    let _ = admin.await;
-    result
+    startup.run(source, stage, settings).await
 }

@@ -7,7 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    exatom_shared::telemetry::init_logging();
-    let config: exatom_anonymizer::config::AnonymizerConfig = exatom_shared::config::load()?;
+    exatom_plumbing::telemetry::init_logging();
+    let config: exatom_anonymizer::config::AnonymizerConfig = exatom_core::config::load()?;
     exatom_anonymizer::run(config).await
 }

@@ -1,12 +1,10 @@
 //! The anonymizer's Prometheus metrics.
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
-/// What an operator watches: throughput, where time goes, the UA cache's hit rate, salts,
-/// dead letters by reason, scrubbing by rule, and how far behind `exatom.raw` we are.
-#[derive(Clone)]
+/// What an operator watches besides every consumer's metrics (`consume::ConsumerMetrics`):
+/// throughput, where time goes, the caches' hit rates, salts and scrubbing by rule.
+#[derive(Clone, Debug)]
 pub struct AnonymizerMetrics {
     pub records_in: IntCounter,
     pub records_out: IntCounter,
@@ -14,9 +12,7 @@ pub struct AnonymizerMetrics {
     pub ua_cache: IntCounterVec,
     pub scrub_cache: IntCounterVec,
     pub salts: IntCounterVec,
-    pub dlq: IntCounterVec,
     pub scrubbed: IntCounterVec,
-    pub consumer_lag: IntGaugeVec,
 }
 
 impl AnonymizerMetrics {
@@ -62,26 +58,12 @@ impl AnonymizerMetrics {
                 ),
                 &["event"],
             )?,
-            dlq: IntCounterVec::new(
-                Opts::new(
-                    "exatom_anonymizer_dlq_total",
-                    "Records sent to exatom.dlq, by reason",
-                ),
-                &["reason"],
-            )?,
             scrubbed: IntCounterVec::new(
                 Opts::new(
                     "exatom_anonymizer_scrubbed_total",
                     "Free-text replacements, by rule",
                 ),
                 &["rule"],
-            )?,
-            consumer_lag: IntGaugeVec::new(
-                Opts::new(
-                    "exatom_anonymizer_consumer_lag",
-                    "Messages behind the partition end",
-                ),
-                &["topic", "partition"],
             )?,
         };
         registry.register(Box::new(m.records_in.clone()))?;
@@ -90,9 +72,7 @@ impl AnonymizerMetrics {
         registry.register(Box::new(m.ua_cache.clone()))?;
         registry.register(Box::new(m.scrub_cache.clone()))?;
         registry.register(Box::new(m.salts.clone()))?;
-        registry.register(Box::new(m.dlq.clone()))?;
         registry.register(Box::new(m.scrubbed.clone()))?;
-        registry.register(Box::new(m.consumer_lag.clone()))?;
         Ok(m)
     }
 }

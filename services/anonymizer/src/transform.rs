@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use exatom_shared::model::{AnonEvent, Device, EventBody, FieldRef, Form, RawEvent};
+use exatom_core::model::{AnonEvent, Device, EventBody, FieldRef, Form, RawEvent};
 use sha2::{Digest, Sha256};
 
 use crate::scrub::{scrub_identifier, scrub_text, ScrubCounts, Scrubber};
@@ -60,7 +60,7 @@ pub fn anonymize(
     scrubber: &mut Scrubber,
     counts: &mut ScrubCounts,
 ) -> AnonEvent {
-    let day = exatom_shared::time::utc_day(raw.received_at_ms);
+    let day = exatom_core::time::utc_day(raw.received_at_ms);
     let visitor_id = visitor_id(salt, &raw.site, &raw.user_agent, &raw.ip, day);
     let body = scrub_body(raw.body, &raw.site, scrubber, counts);
     AnonEvent {
@@ -120,7 +120,7 @@ fn scrub_form(f: Form, scrubber: &mut Scrubber, c: &mut ScrubCounts) -> Form {
         fields: f
             .fields
             .into_iter()
-            .map(|field| exatom_shared::model::FormField {
+            .map(|field| exatom_core::model::FormField {
                 name: ident(field.name, c),
                 label: text(field.label, c),
                 id: ident(field.id, c),

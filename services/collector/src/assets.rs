@@ -163,8 +163,8 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 /// Reads `demo_site` from the configuration: empty (no demo) or a valid site code, since
 /// it is written into the demo's HTML.
 pub fn demo_site<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let site = exatom_shared::config::string_or_number(d)?;
-    if site.is_empty() || crate::batch::valid_site_code(&site) {
+    let site = exatom_core::config::string_or_number(d)?;
+    if site.is_empty() || exatom_edge::batch::valid_site_code(&site) {
         Ok(site)
     } else {
         Err(serde::de::Error::custom(format!(

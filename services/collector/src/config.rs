@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use exatom_shared::config::Endpoints;
+use exatom_core::config::Endpoints;
 use serde::Deserialize;
 
-use crate::limits::Limits;
+use exatom_edge::limits::Limits;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

@@ -1,12 +1,18 @@
 //! `RawEvent` → Kafka record: the partition key and the Avro bytes.
 
-use exatom_shared::avro::{raw_event_codec, Codec, CodecError};
-use exatom_shared::model::RawEvent;
+use exatom_core::avro::{raw_event_codec, Codec, CodecError};
+use exatom_core::model::RawEvent;
 use sha2::{Digest, Sha256};
 
 /// Encodes raw events for `exatom.raw`.
 pub struct RawEncoder {
     codec: Codec<RawEvent>,
+}
+
+impl std::fmt::Debug for RawEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawEncoder").finish_non_exhaustive()
+    }
 }
 
 impl Default for RawEncoder {

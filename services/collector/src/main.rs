@@ -6,7 +6,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    exatom_shared::telemetry::init_logging();
-    let config: exatom_collector::config::CollectorConfig = exatom_shared::config::load()?;
+    exatom_plumbing::telemetry::init_logging();
+    let config: exatom_collector::config::CollectorConfig = exatom_core::config::load()?;
     exatom_collector::run(config).await
 }

@@ -2,7 +2,7 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct CollectorMetrics {
     pub requests: IntCounterVec,
     pub events_accepted: IntCounter,

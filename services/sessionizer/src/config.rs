@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 
-use exatom_shared::config::Endpoints;
+use exatom_core::config::Endpoints;
 use serde::Deserialize;
 
+/// Everything the sessionizer can be told; see the configuration table in the README.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct SessionizerConfig {
@@ -20,7 +21,11 @@ pub struct SessionizerConfig {
     pub idle_margin_ms: i64,
     /// Open sessions at which reading pauses until sessions close (bounded memory).
     pub max_open_sessions: usize,
+    /// Records per batch (one commit per batch).
     pub batch_max: usize,
+    /// How long a batch waits for more records after its first, in ms: ClickHouse takes
+    /// fewer, larger inserts better (a second here; freshness budget 5 s).
+    pub batch_linger_ms: u64,
 }
 
 impl Default for SessionizerConfig {
@@ -33,6 +38,7 @@ impl Default for SessionizerConfig {
             idle_margin_ms: 10_000,
             max_open_sessions: 1_000_000,
             batch_max: 5_000,
+            batch_linger_ms: 1_000,
         }
     }
 }

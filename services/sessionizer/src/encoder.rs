@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 
 use clickhouse::Row;
-use exatom_shared::avro::{session_codec, Codec, CodecError};
-use exatom_shared::model::{AnonEvent, EventKind, FormEventKind, Session, SessionEvent};
-use exatom_shared::time::days_since_epoch;
+use exatom_core::avro::{session_codec, Codec, CodecError};
+use exatom_core::model::{AnonEvent, EventKind, FormEventKind, Session, SessionEvent};
+use exatom_core::time::days_since_epoch;
 use serde::Serialize;
 
 /// Rows written as events arrive carry this version; rows written when their session
@@ -186,6 +186,7 @@ fn session_revenue(conversions: &[&SessionEvent]) -> f64 {
 }
 
 /// Encodes closed sessions for `exatom.sessions`: key `site:session_id`.
+#[derive(Debug)]
 pub struct SessionEncoder {
     codec: Codec<Session>,
 }
@@ -210,7 +211,7 @@ impl SessionEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exatom_shared::model::{Device, EventKind};
+    use exatom_core::model::{Device, EventKind};
 
     fn ev(
         kind: EventKind,

@@ -1,70 +1,59 @@
 //! The sessionizer: groups each visitor's events into 30-minute sessions, writes every event
 //! to ClickHouse as it arrives and every closed session to ClickHouse and `exatom.sessions`.
-//! The session rules (`rules`) are pure; Kafka and ClickHouse live in `sink` and `service`.
+//! The session rules (`rules`) and a closed session's assembly (`stored`) are pure; the
+//! stream loop is `stage`, the writes `writer`.
 
 pub mod config;
 pub mod encoder;
 pub mod metrics;
 pub mod rules;
-pub mod service;
-pub mod sink;
+pub mod stage;
 pub mod stored;
+pub mod writer;
 
-use anyhow::Context;
-use exatom_shared::kafka;
-use exatom_shared::telemetry::{serve_admin, Readiness, Shutdown};
-use exatom_shared::warehouse::Warehouse;
+use std::time::Duration;
+
+use exatom_plumbing::consume::{KafkaSource, Settings};
+use exatom_plumbing::kafka::{self, ANON_TOPIC};
+use exatom_plumbing::startup::Startup;
 use rdkafka::config::ClientConfig;
 
 use crate::config::SessionizerConfig;
 
+/// Runs the sessionizer until SIGTERM/SIGINT.
 pub async fn run(config: SessionizerConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
     let registry = prometheus::Registry::new();
     let metrics = metrics::SessionizerMetrics::register(&registry)?;
-    let shutdown = Shutdown::on_signals();
-    let readiness = Readiness::default();
-    let admin = serve_admin(
-        config.admin_listen,
-        registry,
-        readiness.clone(),
-        shutdown.wait(),
-    )
-    .await
-    .with_context(|| format!("binding {}", config.admin_listen))?;
-    let connection = (&config.endpoints).into();
-    let warehouse = exatom_shared::retry::until_ok(
-        "clickhouse connect",
-        &shutdown,
-        || {},
-        || Warehouse::connect(&connection),
-    )
-    .await?;
-    readiness.set(true);
     let producer = kafka::producer(brokers, 100_000)?;
-    // Partition EOF tells the loop when a partition is caught up and may follow the clock.
+    let startup = Startup::begin(registry, config.admin_listen, producer.clone()).await?;
+    let warehouse = match startup.warehouse(&(&config.endpoints).into()).await {
+        Ok(warehouse) => warehouse,
+        Err(fault) => return startup.stop_with(fault).await,
+    };
+    // Partition EOF tells the stage when a partition is caught up and may follow the clock.
     let consumer = {
         let mut cfg = ClientConfig::new();
         cfg.set("enable.partition.eof", "true");
         kafka::consumer_with(brokers, &config.group_id, cfg)?
     };
-    let pipeline = sink::Pipeline {
-        consumer,
-        writer: service::Writer {
+    let stage = stage::Sessionize::new(
+        writer::Writer {
             warehouse,
-            producer: producer.clone(),
+            producer,
             encoder: encoder::SessionEncoder::default(),
         },
-        dlq: producer,
         metrics,
-        lateness_ms: config.lateness_ms,
-        idle_margin_ms: config.idle_margin_ms,
-        max_open_sessions: config.max_open_sessions,
+        config.lateness_ms,
+        config.idle_margin_ms,
+        config.max_open_sessions,
+    );
+    let settings = Settings {
+        topics: vec![ANON_TOPIC],
         batch_max: config.batch_max,
+        idle: Duration::from_millis(500),
+        linger: Duration::from_millis(config.batch_linger_ms),
+        lag_every: Duration::from_secs(10),
     };
-    tracing::info!("sessionizer consuming exatom.anon");
-    let result = pipeline.run(shutdown.clone()).await;
-    shutdown.trigger();
-    let _ = admin.await;
-    result
+    startup.run(KafkaSource(consumer), stage, settings).await
 }

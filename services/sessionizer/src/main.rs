@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    exatom_shared::telemetry::init_logging();
-    let config: exatom_sessionizer::config::SessionizerConfig = exatom_shared::config::load()?;
+    exatom_plumbing::telemetry::init_logging();
+    let config: exatom_sessionizer::config::SessionizerConfig = exatom_core::config::load()?;
     exatom_sessionizer::run(config).await
 }

@@ -1,8 +1,9 @@
 //! The sessionizer's Prometheus metrics.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 
-#[derive(Clone)]
+/// The sessionizer's own metrics, besides every consumer's (`consume::ConsumerMetrics`).
+#[derive(Clone, Debug)]
 pub struct SessionizerMetrics {
     pub events_in: IntCounter,
     pub events_late: IntCounter,
@@ -13,10 +14,7 @@ pub struct SessionizerMetrics {
     pub paused: IntGauge,
     pub sessions_closed: IntCounter,
     pub sessions_merged: IntCounter,
-    pub watermark_lag_ms: IntGauge,
-    pub write_retries: IntCounterVec,
-    pub dlq: IntCounter,
-    pub consumer_lag: IntGaugeVec,
+    pub watermark_lag_seconds: Gauge,
 }
 
 impl SessionizerMetrics {
@@ -55,27 +53,9 @@ impl SessionizerMetrics {
                 "exatom_sessionizer_sessions_merged_total",
                 "Sessions joined into another by a bridging event",
             )?,
-            watermark_lag_ms: IntGauge::new(
-                "exatom_sessionizer_watermark_lag_ms",
+            watermark_lag_seconds: Gauge::new(
+                "exatom_sessionizer_watermark_lag_seconds",
                 "Wall clock minus the oldest partition stream time",
-            )?,
-            write_retries: IntCounterVec::new(
-                Opts::new(
-                    "exatom_sessionizer_write_retries_total",
-                    "Writes (and replay checks) retried while their target was unavailable, by target",
-                ),
-                &["target"],
-            )?,
-            dlq: IntCounter::new(
-                "exatom_sessionizer_dlq_total",
-                "Records sent to exatom.dlq: undecodable, or ids not written as the pipeline writes them",
-            )?,
-            consumer_lag: IntGaugeVec::new(
-                Opts::new(
-                    "exatom_sessionizer_consumer_lag",
-                    "Messages behind the partition end",
-                ),
-                &["topic", "partition"],
             )?,
         };
         registry.register(Box::new(m.events_in.clone()))?;
@@ -87,10 +67,7 @@ impl SessionizerMetrics {
         registry.register(Box::new(m.paused.clone()))?;
         registry.register(Box::new(m.sessions_closed.clone()))?;
         registry.register(Box::new(m.sessions_merged.clone()))?;
-        registry.register(Box::new(m.watermark_lag_ms.clone()))?;
-        registry.register(Box::new(m.write_retries.clone()))?;
-        registry.register(Box::new(m.dlq.clone()))?;
-        registry.register(Box::new(m.consumer_lag.clone()))?;
+        registry.register(Box::new(m.watermark_lag_seconds.clone()))?;
         Ok(m)
     }
 }

@@ -30,7 +30,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use exatom_shared::model::AnonEvent;
+use exatom_core::model::AnonEvent;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use clickhouse::Row;
-use exatom_shared::model::{
-    Device, EventKind, FormEventKind, Session, SessionEvent, TooltipAction,
-};
+use exatom_core::model::{Device, EventKind, FormEventKind, Session, SessionEvent, TooltipAction};
 use serde::Deserialize;
 
 use crate::encoder::{EventRow, FINAL_VERSION};

@@ -1,7 +1,7 @@
 //! Figures worked out by hand from `metrics.md`, one scenario at a time.
 
 use super::*;
-use exatom_shared::model::Device;
+use exatom_core::model::Device;
 
 const T: i64 = 1_795_000_000_000;
 

@@ -1,8 +1,8 @@
 use super::*;
 use crate::scrub::{QueryAllowList, ScrubCounts, Scrubber};
 use crate::transform::anonymize;
-use exatom_shared::avro::anon_event_codec;
-use exatom_shared::model::{Device, EventBody, EventKind, RawEvent};
+use exatom_core::avro::anon_event_codec;
+use exatom_core::model::{Device, EventBody, EventKind, RawEvent};
 use ipnet::IpNet;
 use serde_json::json;
 

@@ -29,6 +29,12 @@ pub struct Scrubber {
     pub misses: u64,
 }
 
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scrubber").finish_non_exhaustive()
+    }
+}
+
 impl Scrubber {
     pub fn new(allow: QueryAllowList, entries: usize) -> Self {
         let entries = NonZeroUsize::new(entries.max(1)).expect("non-zero");

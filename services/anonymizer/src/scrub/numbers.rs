@@ -23,7 +23,7 @@ fn next_digit(t: &[u8], from: usize) -> Option<usize> {
 
 /// The next match of `\d+(?:[ _./:\-]\d+)*` from `from`: greedy, and every repetition
 /// needs a digit after its separator, so the longest chain is the match.
-pub fn next_in_identifier(t: &[u8], from: usize) -> Option<Range<usize>> {
+pub(super) fn next_in_identifier(t: &[u8], from: usize) -> Option<Range<usize>> {
     let start = next_digit(t, from)?;
     let mut end = digits_end(t, start);
     while end + 1 < t.len() && NUMBER_SEPARATORS.contains(&t[end]) && t[end + 1].is_ascii_digit() {
@@ -34,7 +34,7 @@ pub fn next_in_identifier(t: &[u8], from: usize) -> Option<Range<usize>> {
 
 /// The next match of `DATE|\d+` from `from`. Both branches start at a digit, so the match
 /// starts at the next digit; there the date branch wins if it matches at all.
-pub fn next_in_text(t: &[u8], from: usize) -> Option<Range<usize>> {
+pub(super) fn next_in_text(t: &[u8], from: usize) -> Option<Range<usize>> {
     let start = next_digit(t, from)?;
     let boundary_before = start == 0 || !is_word(t[start - 1]);
     let date = boundary_before.then(|| date_end(t, start)).flatten();

@@ -1,7 +1,7 @@
 use super::*;
 use crate::scrub::QueryAllowList;
-use exatom_shared::avro::anon_event_codec;
-use exatom_shared::model::{EventKind, FormEventKind, FormField};
+use exatom_core::avro::anon_event_codec;
+use exatom_core::model::{EventKind, FormEventKind, FormField};
 use proptest::prelude::*;
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -341,7 +341,7 @@ fn the_visitor_id_uses_the_day_of_receipt() {
             "DEMO",
             "UA",
             "203.0.113.9",
-            exatom_shared::time::utc_day(1_795_000_000_000)
+            exatom_core::time::utc_day(1_795_000_000_000)
         )
     );
     assert_eq!(a.body.value.as_deref(), Some("*"));

@@ -136,7 +136,7 @@ fn the_demo_site_setting_takes_a_site_code_or_nothing() {
         demo_site: String,
     }
     let load = |value: &str| {
-        exatom_shared::config::load_from::<Config>([(
+        exatom_core::config::load_from::<Config>([(
             "EXATOM_DEMO_SITE".to_owned(),
             value.to_owned(),
         )])

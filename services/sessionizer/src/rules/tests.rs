@@ -1,5 +1,5 @@
 use super::*;
-use exatom_shared::model::{Device, EventBody, EventKind};
+use exatom_core::model::{Device, EventBody, EventKind};
 
 const T0: i64 = 1_795_000_000_000;
 const MIN: i64 = 60_000;
@@ -181,10 +181,9 @@ fn midnight_changes_the_visitor_id_and_so_the_session() {
         event("tuesday-id", "b", midnight + 5 * MIN),
     ]));
     assert_eq!(got.len(), 2);
-    assert!(got
-        .iter()
-        .all(|s| exatom_shared::time::utc_day(s.started_ms)
-            == exatom_shared::time::utc_day(s.ended_ms)));
+    assert!(got.iter().all(
+        |s| exatom_core::time::utc_day(s.started_ms) == exatom_core::time::utc_day(s.ended_ms)
+    ));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use super::*;
 use crate::encoder::{EventRow, LIVE_VERSION};
 use crate::rules::PartitionState;
-use exatom_shared::model::{AnonEvent, EventBody, FieldRef, Form};
+use exatom_core::model::{AnonEvent, EventBody, FieldRef, Form};
 
 const T0: i64 = 1_795_000_000_000;
 const VISITOR: &str = "5f1e0c7d2b3a4968a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718";

@@ -27,13 +27,13 @@ fn text_numbers() -> &'static Regex {
 }
 
 /// Scrubs text a person reads: titles, labels.
-pub fn scrub_text(text: &str, counts: &mut ScrubCounts) -> String {
+pub(super) fn scrub_text(text: &str, counts: &mut ScrubCounts) -> String {
     replace(text, counts, false)
 }
 
 /// Scrubs a site identifier (form or field name or id, trigger, tag): short numbers stay;
 /// dates and numbers of [`IDENTIFIER_MAX_DIGITS`] digits or more are masked.
-pub fn scrub_identifier(text: &str, counts: &mut ScrubCounts) -> String {
+pub(super) fn scrub_identifier(text: &str, counts: &mut ScrubCounts) -> String {
     replace(text, counts, true)
 }
 
@@ -151,7 +151,7 @@ fn mask_digits(number: &str) -> String {
 /// Scrubs a URL: no fragment, only allowed query parameters (their values scrubbed as
 /// text), path scrubbed as text. The host stays unless it is an IP address. A string that
 /// does not parse as a URL is scrubbed as plain text.
-pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -> String {
+pub(super) fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -> String {
     let Ok(mut url) = url::Url::parse(text) else {
         return scrub_text(text, counts);
     };

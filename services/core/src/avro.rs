@@ -55,6 +55,14 @@ pub struct Codec<T> {
     _record: PhantomData<fn() -> T>,
 }
 
+impl<T> std::fmt::Debug for Codec<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("schema", &self.schema.canonical_form())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Serialize + DeserializeOwned> Codec<T> {
     fn from_schema_text(text: &str, direct: Option<fn(&T, &mut Vec<u8>)>) -> Self {
         let schema = Schema::parse_str(text).expect("compiled-in Avro schema parses");

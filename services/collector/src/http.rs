@@ -10,17 +10,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use exatom_shared::telemetry::{admin_routes, Readiness};
+use exatom_plumbing::telemetry::{admin_routes, Readiness};
 use ipnet::IpNet;
 use serde_json::json;
 
-use crate::batch::{self, BatchError, Received};
-use crate::body;
-use crate::client::{client_address, RateLimiter};
 use crate::config::CollectorConfig;
 use crate::metrics::CollectorMetrics;
-use crate::sink::{RawSink, SinkError};
-use crate::sites::{Refusal, Registry};
+use crate::producer::{RawSink, SinkError};
+use exatom_edge::batch::{self, BatchError, Received};
+use exatom_edge::body;
+use exatom_edge::client::{client_address, RateLimiter};
+use exatom_edge::sites::{Refusal, Registry};
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -30,6 +30,12 @@ pub struct AppState {
     pub limiter: Mutex<RateLimiter>,
     pub sink: RawSink,
     pub metrics: CollectorMetrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
 }
 
 /// The collector's routes, metrics and health included.
@@ -86,7 +92,7 @@ async fn handle(
     let cfg = &state.config;
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = client_address(peer, forwarded, &state.trusted);
-    let now = exatom_shared::time::now_ms();
+    let now = exatom_core::time::now_ms();
     let limited = state
         .limiter
         .lock()

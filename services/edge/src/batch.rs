@@ -4,7 +4,7 @@
 //! on its own: invalid ones are listed with a reason, valid ones are kept. Values other than
 //! `""` and `"*"` are replaced by `"*"` here, before anything is written or logged.
 
-use exatom_shared::model::{
+use exatom_core::model::{
     EventBody, EventKind, FieldRef, Form, FormEventKind, FormField, RawEvent, TooltipAction,
 };
 use serde_json::value::RawValue;

@@ -9,12 +9,9 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub const RAW_TOPIC: &str = "exatom.raw";
@@ -247,128 +244,6 @@ pub fn consumer_with(
         .set("max.poll.interval.ms", "30000")
         .set("partition.assignment.strategy", "range")
         .create_with_context(ServiceContext)
-}
-
-/// What one poll brought: messages, and the partitions found caught up (consumers created
-/// with `enable.partition.eof=true` learn this; others never see it).
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub messages: Vec<OwnedMessage>,
-    pub at_end: Vec<i32>,
-}
-
-/// Receives up to `max` messages: waits up to `idle` for the first, then at most `linger`
-/// for the rest. An empty batch means nothing arrived within `idle`.
-pub async fn next_batch(
-    consumer: &Consumer,
-    max: usize,
-    idle: Duration,
-    linger: Duration,
-) -> Result<Batch, KafkaError> {
-    let mut batch = Batch::default();
-    let mut deadline = tokio::time::Instant::now() + idle;
-    while batch.messages.len() < max {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => break,
-            Ok(Err(KafkaError::PartitionEOF(partition))) => batch.at_end.push(partition),
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(message)) => {
-                if batch.messages.is_empty() {
-                    deadline = tokio::time::Instant::now() + linger;
-                }
-                batch.messages.push(message.detach());
-            }
-        }
-    }
-    Ok(batch)
-}
-
-/// The next offset to commit for each partition a batch touched: its last offset + 1.
-pub fn next_offsets(batch: &[OwnedMessage]) -> HashMap<(String, i32), i64> {
-    let mut next = HashMap::new();
-    for m in batch {
-        let entry = next
-            .entry((m.topic().to_owned(), m.partition()))
-            .or_insert(i64::MIN);
-        *entry = (*entry).max(m.offset() + 1);
-    }
-    next
-}
-
-/// Commits the given next offsets. Called only once what they cover is safely written.
-pub fn commit(
-    consumer: &Consumer,
-    offsets: &HashMap<(String, i32), i64>,
-    mode: CommitMode,
-) -> Result<(), KafkaError> {
-    if offsets.is_empty() {
-        return Ok(());
-    }
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-    }
-    consumer.commit(&tpl, mode)
-}
-
-/// Consumer lag per assigned partition (high watermark − position). Asks the broker, so
-/// callers sample it every few seconds, not every batch.
-pub fn lag(consumer: &Consumer) -> Vec<(String, i32, i64)> {
-    let Ok(positions) = consumer.position() else {
-        return Vec::new();
-    };
-    positions
-        .elements()
-        .iter()
-        .filter_map(|e| {
-            let (_, high) = consumer
-                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
-                .ok()?;
-            let position = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => return None,
-            };
-            Some((
-                e.topic().to_owned(),
-                e.partition(),
-                (high - position).max(0),
-            ))
-        })
-        .collect()
-}
-
-/// Sends a record that cannot be processed to `exatom.dlq`, keyed by where it came from,
-/// with the reason in a header, and waits for the broker. The source partition then moves
-/// on: a poison record never stalls it.
-pub async fn send_dead_letter(
-    producer: &FutureProducer,
-    source: &OwnedMessage,
-    reason: &str,
-) -> Result<(), KafkaError> {
-    let key = format!(
-        "{}/{}/{}",
-        source.topic(),
-        source.partition(),
-        source.offset()
-    );
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "exatom.reason",
-            value: Some(reason),
-        })
-        .insert(Header {
-            key: "exatom.source",
-            value: Some(&key),
-        });
-    let record = FutureRecord::to(DLQ_TOPIC)
-        .key(&key)
-        .payload(source.payload().unwrap_or_default())
-        .headers(headers);
-    producer
-        .send(record, Duration::from_secs(30))
-        .await
-        .map(|_| ())
-        .map_err(|(e, _)| e)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -25,19 +25,49 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Readiness flags a service flips as its dependencies come and go.
+/// Whether a service takes work, and if not, why: `/readyz` answers 503 with the reason.
 #[derive(Clone, Default)]
 pub struct Readiness {
     ready: Arc<AtomicBool>,
+    reason: Arc<Mutex<String>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("ready", &self.is_ready())
+            .field("reason", &self.reason())
+            .finish()
+    }
 }
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
+        if ready {
+            self.set_ready();
+        } else {
+            self.set_unready("not ready");
+        }
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Not ready, with what an operator should know (never identity or a record's content).
+    pub fn set_unready(&self, reason: &str) {
+        if let Ok(mut r) = self.reason.lock() {
+            reason.clone_into(&mut r);
+        }
+        self.ready.store(false, Ordering::Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn reason(&self) -> String {
+        self.reason.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -50,11 +80,17 @@ pub fn admin_routes(registry: Registry, readiness: Readiness) -> Router {
             "/readyz",
             get(move || {
                 let ready = readiness.is_ready();
+                let reason = readiness.reason();
                 async move {
                     if ready {
-                        (StatusCode::OK, "ready\n")
+                        (StatusCode::OK, "ready\n".to_owned())
+                    } else if reason.is_empty() {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {reason}\n"),
+                        )
                     }
                 }
             }),
@@ -115,7 +151,7 @@ pub async fn shutdown_signal() {
 }
 
 /// A shutdown flag that many tasks can wait on.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Shutdown {
     tx: tokio::sync::watch::Sender<bool>,
 }
@@ -136,13 +172,14 @@ impl Shutdown {
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown requested: draining");
-            let _ = tx.send(true);
+            tx.send_replace(true);
         });
         shutdown
     }
 
+    /// Sets the flag. `send_replace`: `send` leaves the value as it was when no task waits.
     pub fn trigger(&self) {
-        let _ = self.tx.send(true);
+        self.tx.send_replace(true);
     }
 
     pub fn is_triggered(&self) -> bool {

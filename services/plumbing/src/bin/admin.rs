@@ -6,9 +6,9 @@
 //! - `render-ddl modern|legacy`: print the rendered migrations (for review, or to run elsewhere).
 
 use anyhow::{bail, Context};
-use exatom_shared::config::{self, Endpoints};
-use exatom_shared::kafka;
-use exatom_shared::warehouse::{self, ServerVersion, Warehouse};
+use exatom_core::config::{self, Endpoints};
+use exatom_plumbing::kafka;
+use exatom_plumbing::warehouse::{self, ServerVersion, Warehouse};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -32,7 +32,7 @@ impl Default for AdminConfig {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    exatom_shared::telemetry::init_logging();
+    exatom_plumbing::telemetry::init_logging();
     let cfg: AdminConfig = config::load()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

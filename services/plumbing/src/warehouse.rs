@@ -113,8 +113,8 @@ pub struct Connection {
     pub password: String,
 }
 
-impl From<&crate::config::Endpoints> for Connection {
-    fn from(e: &crate::config::Endpoints) -> Self {
+impl From<&exatom_core::config::Endpoints> for Connection {
+    fn from(e: &exatom_core::config::Endpoints) -> Self {
         Connection {
             url: e.clickhouse_url.clone(),
             database: e.clickhouse_database.clone(),
@@ -130,6 +130,15 @@ pub struct Warehouse {
     pub client: Client,
     pub version: ServerVersion,
     pub database: String,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("version", &self.version)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Warehouse {
@@ -155,6 +164,31 @@ impl Warehouse {
             version,
             database: conn.database.clone(),
         })
+    }
+
+    /// Connects, and checks that the database has every migration this build knows: a
+    /// service writing to an older schema would fail on every insert.
+    pub async fn connect_checked(conn: &Connection) -> Result<Self, crate::fault::Fault> {
+        let warehouse = Self::connect(conn)
+            .await
+            .map_err(|e| crate::fault::clickhouse(&e))?;
+        let newest = MIGRATIONS.last().map_or(0, |m| m.version);
+        let applied: u32 = warehouse
+            .client
+            .query("SELECT max(version) FROM schema_migrations")
+            .fetch_one()
+            .await
+            .map_err(|e| crate::fault::clickhouse(&e))?;
+        if applied < newest {
+            return Err(crate::fault::Fault::Deployment {
+                what: format!(
+                    "database `{}` is at migration {applied}, this build needs {newest}",
+                    conn.database
+                ),
+                fix: crate::fault::MIGRATE.to_owned(),
+            });
+        }
+        Ok(warehouse)
     }
 
     /// Applies the migrations not yet recorded in `schema_migrations`; returns the versions applied.

@@ -4,17 +4,18 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use exatom_shared::kafka::SESSIONS_TOPIC;
-use exatom_shared::model::Session;
-use exatom_shared::warehouse::Warehouse;
+use exatom_core::model::Session;
+use exatom_plumbing::fault::{self, Fault};
+use exatom_plumbing::kafka::SESSIONS_TOPIC;
+use exatom_plumbing::warehouse::Warehouse;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::encoder::{EventRow, SessionEncoder, SessionRow, FINAL_VERSION};
 use crate::rules::ClosedSession;
 use crate::stored::{self, Assembled, StoredEvent, STORED_COLUMNS};
 
-/// Event ids per read-back query: keeps the query text well under ClickHouse's default
-/// `max_query_size` (256 KiB) at 39 bytes an id.
+/// Events per read-back query: keeps the query text under ClickHouse's default
+/// `max_query_size` (256 KiB) at 39 bytes an event id and 67 a visitor id.
 const READ_BACK_CHUNK: usize = 2_000;
 
 /// Where the sessionizer writes.
@@ -24,7 +25,15 @@ pub struct Writer {
     pub encoder: SessionEncoder,
 }
 
-/// A write that did not succeed: the caller retries with backoff and does not commit.
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("warehouse", &self.warehouse)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write that did not succeed: retried with backoff when it may pass, and never committed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("ClickHouse: {0}")]
@@ -32,9 +41,25 @@ pub enum WriteError {
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("encoding: {0}")]
-    Codec(#[from] exatom_shared::avro::CodecError),
+    Codec(#[from] exatom_core::avro::CodecError),
     #[error(transparent)]
     Missing(#[from] stored::Missing),
+}
+
+impl WriteError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            WriteError::ClickHouse(e) => fault::clickhouse(e),
+            WriteError::Kafka(e) => fault::kafka(e),
+            // A session the schema cannot hold: this build and the schema disagree.
+            WriteError::Codec(e) => Fault::Deployment {
+                what: format!("a closed session does not encode as Avro `Session`: {e}"),
+                fix: "deploy a sessionizer built with the schemas of this pipeline".into(),
+            },
+            // A replica of ClickHouse that has not caught up: read again.
+            WriteError::Missing(e) => Fault::Retriable(e.to_string()),
+        }
+    }
 }
 
 impl Writer {
@@ -65,7 +90,7 @@ impl Writer {
             for chunk in wanted.chunks(READ_BACK_CHUNK) {
                 let days: BTreeSet<String> = chunk
                     .iter()
-                    .map(|(t, _, _)| format!("'{}'", exatom_shared::time::utc_day(*t)))
+                    .map(|(t, _, _)| format!("'{}'", exatom_core::time::utc_day(*t)))
                     .collect();
                 // Visitor ids (64 hex digits) and event ids (canonical UUIDs) come from
                 // `rules`, which refuses any other shape: safe to inline.
@@ -113,7 +138,7 @@ impl Writer {
                 .key(key.as_str())
                 .payload(payload.as_slice())
         });
-        for delivered in exatom_shared::kafka::produce_all(&self.producer, records).await {
+        for delivered in exatom_plumbing::kafka::produce_all(&self.producer, records).await {
             delivered?;
         }
         Ok(())

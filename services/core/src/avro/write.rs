@@ -14,7 +14,7 @@ use crate::model::{
 };
 
 /// A record that writes its own Avro datum (no header) in its schema's field order.
-pub trait WriteDatum {
+pub(crate) trait WriteDatum {
     fn write_datum(&self, out: &mut Vec<u8>);
 }
 

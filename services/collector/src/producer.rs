@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use exatom_shared::kafka::RAW_TOPIC;
-use exatom_shared::model::RawEvent;
-use exatom_shared::telemetry::Readiness;
+use exatom_core::model::RawEvent;
+use exatom_plumbing::kafka::RAW_TOPIC;
+use exatom_plumbing::telemetry::Readiness;
 use rdkafka::client::ClientContext;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -41,6 +41,12 @@ pub struct RawSink {
     max_queue_events: usize,
     delivery_timeout: Duration,
     metrics: CollectorMetrics,
+}
+
+impl std::fmt::Debug for RawSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSink").finish_non_exhaustive()
+    }
 }
 
 impl RawSink {

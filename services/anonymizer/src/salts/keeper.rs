@@ -1,10 +1,11 @@
-//! The anonymizer's I/O beyond the main stream: the shared daily salts.
+//! The salts topic, read from its start and written when a day has no salt yet; salts kept
+//! in memory only.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use exatom_shared::kafka;
+use exatom_plumbing::kafka;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -12,7 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::salts::{fresh_salt, in_range, record_timestamp_ms, OutOfRange, SaltBook};
+use super::book::{fresh_salt, in_range, record_timestamp_ms, OutOfRange, SaltBook};
 use crate::visitor::Salt;
 
 /// Longest salts retention the product allows: a salt must be gone two days after its day.
@@ -75,6 +76,12 @@ pub struct SaltKeeper {
     producer: FutureProducer,
     reader: Arc<StreamConsumer>,
     topic: Arc<str>,
+}
+
+impl std::fmt::Debug for SaltKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaltKeeper").finish_non_exhaustive()
+    }
 }
 
 impl SaltKeeper {

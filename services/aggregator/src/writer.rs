@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 
 use clickhouse::error::Error;
-use exatom_shared::warehouse::Warehouse;
+use exatom_plumbing::warehouse::Warehouse;
 
 use crate::encoder::{Rows, Touched};
 use crate::rollup::{self, Param, Rollup};
 
+#[derive(Debug)]
 pub struct Writer {
     pub warehouse: Warehouse,
 }
