@@ -13,6 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use exatom_anonymizer::device::Classifier;
 use exatom_anonymizer::geo::Geo;
 use exatom_anonymizer::scrub::{scrub_text, scrub_url, QueryAllowList, ScrubCounts, Scrubber};
+use exatom_anonymizer::transactions::TransactionKeys;
 use exatom_anonymizer::transform::{anonymize, check};
 use exatom_anonymizer::visitor::visitor_id;
 use exatom_benches::{anon_event, geo_database, raw_event, T0, USER_AGENT};
@@ -32,6 +33,7 @@ const COLD_USER_AGENTS: [&str; 3] = [
 fn anonymizer(c: &mut Criterion) {
     let mut g = c.benchmark_group("anonymizer");
     let salt = [7u8; 32];
+    let keys = TransactionKeys::new([5u8; 32]);
     let day = exatom_core::time::utc_day(T0);
     g.throughput(Throughput::Elements(1));
     g.bench_function("hmac_visitor_id", |b| {
@@ -133,7 +135,7 @@ fn anonymizer(c: &mut Criterion) {
                     ..Device::default()
                 };
                 classifier.classify(&raw.user_agent).apply(&mut device);
-                let anon = anonymize(raw, &salt, device, &mut scrubber, &mut counts);
+                let anon = anonymize(raw, &salt, device, &keys, &mut scrubber, &mut counts);
                 black_box(anon_codec.encode(&anon).unwrap())
             })
         });

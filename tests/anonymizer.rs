@@ -306,6 +306,7 @@ fn run_until_exit(stack: &Stack, env: &[(&str, String)], wait: Duration) -> Opti
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     let mut cmd = Command::new(stack.bin.join("exatom-anonymizer"));
     cmd.env("EXATOM_KAFKA_BROKERS", &stack.brokers)
+        .env("EXATOM_TRANSACTION_KEY_FILE", stack.transaction_key_file())
         .env("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
@@ -372,6 +373,33 @@ async fn a_salts_topic_that_keeps_salts_over_48_hours_is_refused() {
     );
     ready(port).await;
     assert!(service.stop());
+}
+
+#[tokio::test]
+async fn without_a_transaction_key_the_anonymizer_does_not_start() {
+    let stack = Stack::from_env();
+    let (code, log) = run_until_exit(
+        &stack,
+        &[("EXATOM_TRANSACTION_KEY_FILE", String::new())],
+        Duration::from_secs(30),
+    )
+    .expect("the anonymizer refuses to start");
+    assert_ne!(code, 0);
+    assert!(
+        log.contains("EXATOM_TRANSACTION_KEY_FILE is not set"),
+        "{log}"
+    );
+
+    let short = stack.state.join(format!("short-{}.key", run_id()));
+    std::fs::write(&short, "abcd").unwrap();
+    let (code, log) = run_until_exit(
+        &stack,
+        &[("EXATOM_TRANSACTION_KEY_FILE", short.display().to_string())],
+        Duration::from_secs(30),
+    )
+    .expect("the anonymizer refuses to start");
+    assert_ne!(code, 0);
+    assert!(log.contains("must hold 64 hex digits"), "{log}");
 }
 
 #[tokio::test]

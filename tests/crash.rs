@@ -221,13 +221,7 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
     let url = format!("{}/v1/events", pipeline.collector_url);
     let client = collector_client();
     let restart = |pipeline: &mut Pipeline, name: &'static str| {
-        let port = pipeline.admin_ports[name];
-        let mut env = settings();
-        env.push(("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{port}")));
-        pipeline.service(name).kill();
-        pipeline
-            .services
-            .insert(name, Service::start(&stack, name, &env));
+        pipeline.kill_and_restart(&stack, name, &settings());
     };
 
     for v in 0..VISITORS {
@@ -414,5 +408,101 @@ async fn clickhouse_stopped_mid_stream_the_writers_wait_and_resume_by_themselves
         stack.query(&form_rows).await.trim() == expected.len().to_string()
     })
     .await;
+    assert!(pipeline.stop().is_empty());
+}
+
+/// `/readyz` of a service: its status code (0 when it does not answer).
+async fn readyz(port: u16) -> u16 {
+    reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn broker_killed_mid_stream_every_stage_recovers_by_itself() {
+    const BROKER_VISITORS: usize = 60;
+    let stack = Stack::from_env();
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let (site, probe_site) = (format!("KILL{id}"), format!("PROBE{id}"));
+    let sites = sites_file(
+        &stack,
+        "broker-kill",
+        &[(&site, &[], &[]), (&probe_site, &[], &[])],
+    );
+    let mut pipeline = Pipeline::start(&stack, &sites, &settings()).await;
+    let url = format!("{}/v1/events", pipeline.collector_url);
+    let client = collector_client();
+    for v in 0..BROKER_VISITORS / 2 {
+        send_visitor(&client, &url, &site, v).await;
+    }
+    let sessionizer = format!(
+        "http://127.0.0.1:{}/metrics",
+        pipeline.admin_ports["sessionizer"]
+    );
+    wait_until(Duration::from_secs(60), "sessionizer consuming", || async {
+        metric(&sessionizer, "exatom_sessionizer_events_in_total").await > 0.0
+    })
+    .await;
+
+    let mut outage = Outage::kill_broker(&stack);
+    // The collector refuses (503), never acknowledges what it cannot store. The probe goes
+    // to a site of its own, so a batch taken in the instant before it noticed counts nowhere.
+    let probe = json!({"site": probe_site, "sent_at": rfc3339(Utc::now()), "events": [
+        {"id": uuid::Uuid::new_v4().to_string(), "type": "page_view",
+         "ts": rfc3339(Utc::now()), "page": "https://shop.test/"}]})
+    .to_string();
+    let refused = poll_until(Duration::from_secs(30), || async {
+        let status = client
+            .post(&url)
+            .body(probe.clone())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        status == 503
+    })
+    .await;
+    assert!(
+        refused,
+        "the collector answered 503 while the broker was gone"
+    );
+    assert_eq!(readyz(pipeline.collector_port()).await, 503);
+    // Every consumer says so on /readyz (its lag sample is the probe, every 10 s).
+    for name in ["anonymizer", "sessionizer", "aggregator"] {
+        let port = pipeline.admin_ports[name];
+        let unready = poll_until(Duration::from_secs(60), || async {
+            readyz(port).await == 503
+        })
+        .await;
+        assert!(unready, "{name} still said ready without a broker");
+    }
+    // A sessionizer started while the broker is gone waits for it instead of exiting.
+    pipeline.kill_and_restart(&stack, "sessionizer", &settings());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        pipeline.service("sessionizer").is_running(),
+        "a sessionizer started without a broker exited"
+    );
+    outage.end();
+
+    for v in BROKER_VISITORS / 2..BROKER_VISITORS {
+        send_visitor(&client, &url, &site, v).await;
+    }
+    sessions_match_the_rule(&stack, &site, BROKER_VISITORS).await;
+    for name in ["anonymizer", "sessionizer", "aggregator"] {
+        let port = pipeline.admin_ports[name];
+        let ready = poll_until(Duration::from_secs(60), || async {
+            readyz(port).await == 200
+        })
+        .await;
+        assert!(ready, "{name} did not say ready again");
+    }
+    for name in ["collector", "anonymizer", "sessionizer", "aggregator"] {
+        assert!(
+            pipeline.service(name).is_running(),
+            "{name} survived the broker's death"
+        );
+    }
     assert!(pipeline.stop().is_empty());
 }

@@ -200,3 +200,69 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
         "every service drains and exits cleanly on SIGTERM"
     );
 }
+
+#[tokio::test]
+async fn an_undecodable_record_in_any_topic_goes_to_the_dlq_under_one_reason_everywhere() {
+    let stack = Stack::from_env();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let site = format!("DLQ{}", &run[..8]);
+    let sites = sites_file(&stack, "dlq", &[(&site, &[], &[])]);
+    let mut pipeline = Pipeline::start(
+        &stack,
+        &sites,
+        &[
+            ("EXATOM_LATENESS_MS", "2000".into()),
+            ("EXATOM_IDLE_MARGIN_MS", "1000".into()),
+        ],
+    )
+    .await;
+    let topics = [
+        ("exatom.raw", "anonymizer"),
+        ("exatom.anon", "sessionizer"),
+        ("exatom.sessions", "aggregator"),
+    ];
+    let garbage = |topic: &str| format!("not avro: {topic} {run}").into_bytes();
+    for (topic, _) in topics {
+        let key = format!("{site}:{run}").into_bytes();
+        stack.redeliver(topic, &[(key, garbage(topic))]).await;
+    }
+    // A visit behind them: every stage moves past its bad record.
+    let ago = Utc::now() - chrono::Duration::minutes(40);
+    let body = json!({"site": site, "sent_at": rfc3339(Utc::now()), "events": [
+        {"id": event_id(), "type": "page_view", "ts": rfc3339(ago), "page": "https://shop.test/"}]});
+    let status = reqwest::Client::new()
+        .post(format!("{}/v1/events", pipeline.collector_url))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let sessions = format!("SELECT count() FROM exatom.sessions FINAL WHERE site = '{site}'");
+    wait_until(Duration::from_secs(120), "the visit's session", || async {
+        stack.query(&sessions).await.trim() == "1"
+    })
+    .await;
+
+    wait_until(
+        Duration::from_secs(60),
+        "every bad record in the DLQ",
+        || async {
+            let dead = stack.topic_log("exatom.dlq");
+            topics.iter().all(|(topic, _)| {
+                dead.iter().any(|r| {
+                    r.value == garbage(topic) && r.key.starts_with(format!("{topic}/").as_bytes())
+                })
+            })
+        },
+    )
+    .await;
+    // The same metric and reason in every service.
+    for (_, service) in topics {
+        let url = format!("http://127.0.0.1:{}/metrics", pipeline.admin_ports[service]);
+        let undecodable =
+            exatom_e2e::metric(&url, "exatom_dlq_records_total{reason=\"undecodable\"}").await;
+        assert!(undecodable >= 1.0, "{service}: {undecodable}");
+    }
+    assert!(pipeline.stop().is_empty());
+}

@@ -22,6 +22,19 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The stack's transaction key (made on first use, as `services.sh up` does): every
+    /// service started by a test hashes transaction ids under the same one.
+    pub fn transaction_key_file(&self) -> PathBuf {
+        let path = self.state.join("transaction.key");
+        if !path.exists() {
+            std::fs::create_dir_all(&self.state).unwrap();
+            let key: [u8; 32] = rand::random();
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(&path, hex).unwrap();
+        }
+        path
+    }
+
     pub fn from_env() -> Self {
         let var = |k: &str| {
             std::env::var(k).unwrap_or_else(|_| {
@@ -31,8 +44,8 @@ impl Stack {
         Stack {
             brokers: var("EXATOM_KAFKA_BROKERS"),
             clickhouse_url: var("EXATOM_CLICKHOUSE_URL"),
-            state: PathBuf::from(var("EXATOM_TEST_STATE")),
-            bin: PathBuf::from(var("EXATOM_BIN")),
+            state: PathBuf::from(var("STACK_TEST_STATE")),
+            bin: PathBuf::from(var("STACK_BIN")),
         }
     }
 
@@ -163,6 +176,7 @@ impl Service {
         let mut cmd = Command::new(stack.bin.join(format!("exatom-{name}")));
         cmd.env("EXATOM_KAFKA_BROKERS", &stack.brokers)
             .env("EXATOM_CLICKHOUSE_URL", &stack.clickhouse_url)
+            .env("EXATOM_TRANSACTION_KEY_FILE", stack.transaction_key_file())
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::null())
             .stderr(log);
@@ -326,6 +340,26 @@ impl Pipeline {
         pipeline
     }
 
+    /// kill -9 of `name`, started again at once on its admin port with `env`.
+    pub fn kill_and_restart(&mut self, stack: &Stack, name: &'static str, env: &[(&str, String)]) {
+        let mut all = env.to_vec();
+        if let Some(port) = self.admin_ports.get(name) {
+            all.push(("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{port}")));
+        }
+        self.service(name).kill();
+        self.services
+            .insert(name, Service::start(stack, name, &all));
+    }
+
+    /// The collector's port.
+    pub fn collector_port(&self) -> u16 {
+        self.collector_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the collector URL ends with its port")
+    }
+
     pub fn service(&mut self, name: &str) -> &mut Service {
         self.services.get_mut(name).expect("known service")
     }
@@ -422,6 +456,16 @@ impl<'a> Outage<'a> {
         }
     }
 
+    /// The broker killed with SIGKILL: no drain, whatever it had not flushed is gone.
+    pub fn kill_broker(stack: &'a Stack) -> Self {
+        stack_command(stack, "broker-kill");
+        Outage {
+            stack,
+            part: Part::Broker,
+            down: true,
+        }
+    }
+
     pub fn end(&mut self) {
         if self.down {
             stack_command(self.stack, &format!("{}-up", self.part.name()));
@@ -445,12 +489,12 @@ pub fn stack_command(stack: &Stack, command: &str) {
     let port = |url: &str| url.rsplit(':').next().unwrap_or_default().to_owned();
     let mut cmd = Command::new(root.join("deploy/local/stack.sh"));
     cmd.arg(command)
-        .env("EXATOM_STATE", &stack.state)
-        .env("EXATOM_KAFKA_PORT", port(&stack.brokers))
-        .env("EXATOM_CH_HTTP_PORT", port(&stack.clickhouse_url))
-        .env("EXATOM_BIN", &stack.bin);
-    if let Ok(tcp) = std::env::var("EXATOM_CH_TCP_PORT") {
-        cmd.env("EXATOM_CH_TCP_PORT", tcp);
+        .env("STACK_STATE", &stack.state)
+        .env("STACK_KAFKA_PORT", port(&stack.brokers))
+        .env("STACK_CH_HTTP_PORT", port(&stack.clickhouse_url))
+        .env("STACK_BIN", &stack.bin);
+    if let Ok(tcp) = std::env::var("STACK_CH_TCP_PORT") {
+        cmd.env("STACK_CH_TCP_PORT", tcp);
     }
     let status = cmd.status().expect("stack.sh runs");
     assert!(status.success(), "stack.sh {command} failed");

@@ -2,7 +2,9 @@
 //! figures when a newer migration rebuilds its tables, and a migration that stopped halfway
 //! can run again.
 
-use exatom_e2e::Stack;
+use std::time::Duration;
+
+use exatom_e2e::{metric, Service, Stack};
 use exatom_plumbing::warehouse::{Connection, Warehouse};
 
 /// A database of its own, at the state migrations `1..=last` leave.
@@ -191,5 +193,70 @@ async fn events_reordered_by_visitor_keep_every_row_and_still_deduplicate() {
         stack.query(&rows).await,
         "e1\tv1\tfinal\t2\ne2\tv2\ts2-final\t2\n"
     );
+    stack.execute(&format!("DROP DATABASE {db}")).await;
+}
+
+#[tokio::test]
+async fn a_column_dropped_by_hand_stops_the_writer_and_readyz_names_it_and_the_fix() {
+    let stack = Stack::from_env();
+    let db = "exatom_dropped_column";
+    let newest = exatom_plumbing::warehouse::MIGRATIONS
+        .last()
+        .map_or(0, |m| m.version);
+    database_at(&stack, db, newest).await;
+    stack
+        .execute(&format!("ALTER TABLE {db}.events DROP COLUMN referrer"))
+        .await;
+
+    // A sessionizer of its own (group, database) and one event for it to place.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sessionizer = Service::start(
+        &stack,
+        "sessionizer",
+        &[
+            ("EXATOM_CLICKHOUSE_DATABASE", db.to_owned()),
+            ("EXATOM_GROUP_ID", format!("exatom-test-dropped-{run}")),
+            ("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{port}")),
+        ],
+    );
+    let mut event = exatom_benches::anon_event(1, 1, exatom_core::time::now_ms());
+    event.site = format!("DROP{}", &run[..6]);
+    let key = format!("{}:{}", event.site, event.visitor_id).into_bytes();
+    let value = exatom_core::avro::anon_event_codec()
+        .encode(&event)
+        .unwrap();
+    stack.redeliver("exatom.anon", &[(key, value)]).await;
+
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let answer = loop {
+        let answer = match reqwest::get(&readyz).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        };
+        if (answer.0 == 503 && answer.1.contains("referrer"))
+            || std::time::Instant::now() > deadline
+        {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(answer.0, 503, "readyz: {answer:?}");
+    assert!(answer.1.contains("referrer"), "readyz: {answer:?}");
+    assert!(answer.1.contains("exatom-admin migrate"), "{}", answer.1);
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    assert_eq!(metric(&metrics, "exatom_consumer_stopped").await, 1.0);
+    // It stopped retrying: no retry counted against ClickHouse, and it stays up to be read.
+    assert_eq!(
+        metric(&metrics, "exatom_retries_total{dependency=\"clickhouse\"}").await,
+        0.0
+    );
+    assert!(sessionizer.is_running());
+    assert!(sessionizer.stop());
     stack.execute(&format!("DROP DATABASE {db}")).await;
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use exatom_benches::{collector_request, Request};
-use exatom_collector::producer::producer_config;
+use exatom_collector::writer::producer_config;
 use exatom_plumbing::kafka::RAW_TOPIC;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 

@@ -5,7 +5,7 @@
 #   make bench-chain                       sustained rates, then a 1 000 000-event burst
 #   BENCH_RATES="2000 4000" BENCH_SECONDS=60 BENCH_BURST=200000 make bench-chain   (shorter)
 #
-# 1. A fresh stack of its own (EXATOM_STATE, default .local/bench-chain; ports 49192, 48123,
+# 1. A fresh stack of its own (STACK_STATE, default .local/bench-chain; ports 49192, 48123,
 #    49100, 48180, 49202-49204), sessions closing 20 s after their last event (as in the
 #    browser tests) so the run sees sessions through to the rollups.
 # 2. Ceilings: the broker alone (broker-drain: the collector's records produced, then drained
@@ -20,14 +20,14 @@
 # Figures go to stdout; record them in BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-export EXATOM_STATE=${EXATOM_STATE:-$ROOT/.local/bench-chain}
-export EXATOM_KAFKA_PORT=${EXATOM_KAFKA_PORT:-49192}
-export EXATOM_CH_HTTP_PORT=${EXATOM_CH_HTTP_PORT:-48123}
-export EXATOM_CH_TCP_PORT=${EXATOM_CH_TCP_PORT:-49100}
-export EXATOM_COLLECTOR_PORT=${EXATOM_COLLECTOR_PORT:-48180}
-export EXATOM_ANONYMIZER_PORT=${EXATOM_ANONYMIZER_PORT:-49202}
-export EXATOM_SESSIONIZER_PORT=${EXATOM_SESSIONIZER_PORT:-49203}
-export EXATOM_AGGREGATOR_PORT=${EXATOM_AGGREGATOR_PORT:-49204}
+export STACK_STATE=${STACK_STATE:-$ROOT/.local/bench-chain}
+export STACK_KAFKA_PORT=${STACK_KAFKA_PORT:-49192}
+export STACK_CH_HTTP_PORT=${STACK_CH_HTTP_PORT:-48123}
+export STACK_CH_TCP_PORT=${STACK_CH_TCP_PORT:-49100}
+export STACK_COLLECTOR_PORT=${STACK_COLLECTOR_PORT:-48180}
+export STACK_ANONYMIZER_PORT=${STACK_ANONYMIZER_PORT:-49202}
+export STACK_SESSIONIZER_PORT=${STACK_SESSIONIZER_PORT:-49203}
+export STACK_AGGREGATOR_PORT=${STACK_AGGREGATOR_PORT:-49204}
 RATES=${BENCH_RATES:-2000 4000 6000 8000}
 SECONDS_PER_RATE=${BENCH_SECONDS:-300}
 BURST=${BENCH_BURST:-1000000}
@@ -36,7 +36,7 @@ source "$ROOT/deploy/local/common.sh"
 "$ROOT/deploy/local/install.sh"
 (cd "$ROOT" && cargo build --release --workspace --bins -q)
 if running broker || running clickhouse; then
-  echo "a stack already runs in $STATE: stop it first (EXATOM_STATE=$STATE make stop)" >&2
+  echo "a stack already runs in $STATE: stop it first (STACK_STATE=$STATE make stop)" >&2
   exit 1
 fi
 cleanup() {

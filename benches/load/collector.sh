@@ -9,8 +9,8 @@
 #   BENCH_STORAGE=sqlite benches/load/collector.sh broker as `make run` has it (sqlite)
 #
 # Installs its tools with `deploy/local/install.sh bench`. Starts its own broker (no
-# ClickHouse: the collector does not use it) in EXATOM_STATE (default .local/bench), on
-# EXATOM_KAFKA_PORT (default 39092), and stops it at the end. BENCH_PORT for the collector,
+# ClickHouse: the collector does not use it) in STACK_STATE (default .local/bench), on
+# STACK_KAFKA_PORT (default 39092), and stops it at the end. BENCH_PORT for the collector,
 # BENCH_NGINX_PORT for nginx, BENCH_SECONDS per run, BENCH_CORE for the server under test,
 # BENCH_CLIENT_CORE for the load tools and the broker. BENCH_FIXED_RATE (events/s) sets the
 # latency run's rate instead of half the best (e.g. 100000, half the 200 000 target);
@@ -18,12 +18,12 @@
 # go to stdout; record them in BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-export EXATOM_STATE=${EXATOM_STATE:-$ROOT/.local/bench}
-export EXATOM_KAFKA_PORT=${EXATOM_KAFKA_PORT:-39092}
+export STACK_STATE=${STACK_STATE:-$ROOT/.local/bench}
+export STACK_KAFKA_PORT=${STACK_KAFKA_PORT:-39092}
 STORAGE=${BENCH_STORAGE:-memory}
 case $STORAGE in
   memory)
-    export EXATOM_TANSU_STORAGE=memory://tansu/
+    export STACK_TANSU_STORAGE=memory://tansu/
     export TANSU=$ROOT/.local/tansu-memory/bin/tansu
     ;;
   sqlite) ;;

@@ -3,15 +3,15 @@
 # (own state folder, own ports) beside a `make run` stack without touching it.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-STATE=${EXATOM_STATE:-$ROOT/.local/run}
-KAFKA_PORT=${EXATOM_KAFKA_PORT:-9092}
-CH_HTTP_PORT=${EXATOM_CH_HTTP_PORT:-8123}
-CH_TCP_PORT=${EXATOM_CH_TCP_PORT:-9000}
-COLLECTOR_PORT=${EXATOM_COLLECTOR_PORT:-8080}
-ANONYMIZER_PORT=${EXATOM_ANONYMIZER_PORT:-9102}
-SESSIONIZER_PORT=${EXATOM_SESSIONIZER_PORT:-9103}
-AGGREGATOR_PORT=${EXATOM_AGGREGATOR_PORT:-9104}
-BIN=${EXATOM_BIN:-$ROOT/target/release}
+STATE=${STACK_STATE:-$ROOT/.local/run}
+KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
+CH_HTTP_PORT=${STACK_CH_HTTP_PORT:-8123}
+CH_TCP_PORT=${STACK_CH_TCP_PORT:-9000}
+COLLECTOR_PORT=${STACK_COLLECTOR_PORT:-8080}
+ANONYMIZER_PORT=${STACK_ANONYMIZER_PORT:-9102}
+SESSIONIZER_PORT=${STACK_SESSIONIZER_PORT:-9103}
+AGGREGATOR_PORT=${STACK_AGGREGATOR_PORT:-9104}
+BIN=${STACK_BIN:-$ROOT/target/release}
 # The broker as deploy/local/tansu/build.sh built it: beside the cargo cache, so every clone
 # of the project shares one build, and a fresh CARGO_HOME (make test-fresh) makes its own.
 TANSU_HOME=${TANSU_HOME:-${CARGO_HOME:-$HOME/.cargo}/exatom-tansu}
@@ -56,6 +56,17 @@ stop() {
     fi
     log "$name stopped"
   fi
+  rm -f "$pidfile"
+}
+
+# kill_now NAME: SIGKILL, no drain (crash tests).
+kill_now() {
+  local pidfile="$STATE/pids/$1.pid"
+  [[ -f $pidfile ]] || return 0
+  local pid; pid=$(cat "$pidfile")
+  kill -KILL "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  log "$1 killed"
   rm -f "$pidfile"
 }
 

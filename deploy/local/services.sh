@@ -7,11 +7,18 @@ source "$(dirname "$0")/common.sh"
 SERVICES=(collector anonymizer sessionizer aggregator)
 
 up() {
+  # Transaction ids are hashed under a key kept outside the topics and tables (README,
+  # "Transaction ids"): made once per stack, readable by its owner only.
+  local key=$STATE/transaction.key
+  if ! [[ -s $key ]]; then
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key")
+  fi
   EXATOM_LISTEN=127.0.0.1:$COLLECTOR_PORT \
     EXATOM_SITES_FILE=${EXATOM_SITES_FILE:-$ROOT/deploy/local/sites.toml} \
     EXATOM_DEMO_SITE=${EXATOM_DEMO_SITE-DEMO} \
     start collector "$BIN/exatom-collector"
-  EXATOM_ADMIN_LISTEN=127.0.0.1:$ANONYMIZER_PORT start anonymizer "$BIN/exatom-anonymizer"
+  EXATOM_ADMIN_LISTEN=127.0.0.1:$ANONYMIZER_PORT EXATOM_TRANSACTION_KEY_FILE=$key \
+    start anonymizer "$BIN/exatom-anonymizer"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$SESSIONIZER_PORT start sessionizer "$BIN/exatom-sessionizer"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$AGGREGATOR_PORT start aggregator "$BIN/exatom-aggregator"
   wait_for collector 30 curl -fsS "http://127.0.0.1:$COLLECTOR_PORT/readyz"

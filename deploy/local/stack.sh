@@ -11,12 +11,12 @@ broker_up() {
   # SQLite storage survives a broker restart (the default memory:// does not); the
   # maintenance pass is what applies retention.ms, every 30 s here. tansu reads the path
   # after sqlite:// as relative to its working directory, hence the cd.
-  # EXATOM_TANSU_STORAGE overrides it for load runs (memory://tansu/: the broker out of
+  # STACK_TANSU_STORAGE overrides it for load runs (memory://tansu/: the broker out of
   # the way of the collector's figures; benches/load/collector.sh).
   (cd "$STATE/tansu" && start broker "$TANSU" broker \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine "${EXATOM_TANSU_STORAGE:-sqlite://tansu.db?maintenance_interval=30s}")
+    --storage-engine "${STACK_TANSU_STORAGE:-sqlite://tansu.db?maintenance_interval=30s}")
   wait_for broker 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
 }
 
@@ -40,8 +40,9 @@ case ${1:-up} in
     stop broker
     ;;
   broker-down) stop broker ;;
+  broker-kill) kill_now broker ;;
   broker-up) broker_up ;;
   clickhouse-down) stop clickhouse ;;
   clickhouse-up) clickhouse_up ;;
-  *) echo "usage: $0 up|down|broker-down|broker-up|clickhouse-down|clickhouse-up" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|broker-down|broker-kill|broker-up|clickhouse-down|clickhouse-up" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 URL=${EXATOM_CLICKHOUSE_URL:-http://127.0.0.1:8123}
-BIN=${EXATOM_BIN:-$ROOT/target/release}
+BIN=${STACK_BIN:-$ROOT/target/release}
 DB=exatom_bench
 RUNS=11
 

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 
 use exatom_core::config::Endpoints;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the aggregator can be told; see the configuration table in the README.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AggregatorConfig {
     #[serde(flatten)]
@@ -32,5 +32,20 @@ impl Default for AggregatorConfig {
             batch_linger_ms: 1_000,
             retention_interval_s: 3_600,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_setting_is_in_the_list_of_settings() {
+        assert_eq!(
+            exatom_core::config::struct_keys::<super::AggregatorConfig>(),
+            {
+                let mut keys = exatom_core::config::keys_of("aggregator");
+                keys.sort_unstable();
+                keys
+            }
+        );
     }
 }

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use exatom_core::config::Endpoints;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the anonymizer can be told; see the configuration table in the README.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AnonymizerConfig {
     #[serde(flatten)]
@@ -31,6 +31,9 @@ pub struct AnonymizerConfig {
     /// Starting with a salts topic that keeps salts longer than 48 hours breaks the
     /// product's promise; this must be set explicitly to allow it.
     pub allow_long_salt_retention: bool,
+    /// The master key transaction ids are hashed under (32 random bytes as 64 hex digits):
+    /// kept outside the pipeline's topics and tables (`transactions`).
+    pub transaction_key_file: Option<PathBuf>,
     /// Messages handled per batch (one commit per batch).
     pub batch_max: usize,
     /// How long a batch waits for more records after its first, in ms.
@@ -49,8 +52,24 @@ impl Default for AnonymizerConfig {
             query_allow_list: "utm_*".into(),
             salts_topic: exatom_plumbing::kafka::SALTS_TOPIC.into(),
             allow_long_salt_retention: false,
+            transaction_key_file: None,
             batch_max: 2_000,
             batch_linger_ms: 20,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_setting_is_in_the_list_of_settings() {
+        assert_eq!(
+            exatom_core::config::struct_keys::<super::AnonymizerConfig>(),
+            {
+                let mut keys = exatom_core::config::keys_of("anonymizer");
+                keys.sort_unstable();
+                keys
+            }
+        );
     }
 }

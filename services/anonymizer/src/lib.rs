@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod salts;
 pub mod scrub;
 pub mod stage;
+pub mod transactions;
 pub mod transform;
 pub mod visitor;
 pub mod writer;
@@ -33,6 +34,7 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
         config.allow_long_salt_retention,
     )
     .await?;
+    let transactions = transactions::TransactionKeys::load(config.transaction_key_file.as_deref())?;
     let registry = prometheus::Registry::new();
     let metrics = metrics::AnonymizerMetrics::register(&registry)?;
     let geo = match &config.geo_database {
@@ -65,6 +67,7 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
             producer,
             records_out: metrics.records_out.clone(),
         },
+        transactions,
     );
     let source = KafkaSource(kafka::consumer(brokers, &config.group_id)?);
     let settings = Settings {

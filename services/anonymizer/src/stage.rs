@@ -19,6 +19,7 @@ use crate::geo::Geo;
 use crate::metrics::AnonymizerMetrics;
 use crate::salts::{OutOfRange, SaltError, SaltKeeper};
 use crate::scrub::{ScrubCounts, Scrubber};
+use crate::transactions::TransactionKeys;
 use crate::transform::{anonymize, check};
 use crate::writer::{AnonRecord, Writer};
 
@@ -30,6 +31,7 @@ pub struct Anonymize {
     pub scrubber: Scrubber,
     pub metrics: AnonymizerMetrics,
     pub writer: Writer,
+    transactions: TransactionKeys,
     raw_codec: Codec<RawEvent>,
     anon_codec: AnonEncoder,
     /// Cache hits and misses already added to the counters.
@@ -85,6 +87,7 @@ impl Anonymize {
         scrubber: Scrubber,
         metrics: AnonymizerMetrics,
         writer: Writer,
+        transactions: TransactionKeys,
     ) -> Self {
         Anonymize {
             salts,
@@ -93,6 +96,7 @@ impl Anonymize {
             scrubber,
             metrics,
             writer,
+            transactions,
             raw_codec: raw_event_codec(),
             anon_codec: AnonEncoder::default(),
             ua_counted: (0, 0),
@@ -159,7 +163,14 @@ impl Anonymize {
         };
         classified.apply(&mut device);
         let received_at_ms = raw.received_at_ms;
-        let anon = anonymize(raw, &salt, device, &mut self.scrubber, counts);
+        let anon = anonymize(
+            raw,
+            &salt,
+            device,
+            &self.transactions,
+            &mut self.scrubber,
+            counts,
+        );
         stages.anonymize += lap(&mut mark);
         let outcome = match self.anon_codec.encode(&anon) {
             Ok((key, payload)) => Outcome::Anon(AnonRecord {

@@ -4,9 +4,9 @@
 use std::borrow::Cow;
 
 use exatom_core::model::{AnonEvent, Device, EventBody, FieldRef, Form, RawEvent};
-use sha2::{Digest, Sha256};
 
 use crate::scrub::{scrub_identifier, scrub_text, ScrubCounts, Scrubber};
+use crate::transactions::TransactionKeys;
 use crate::visitor::{visitor_id, Salt};
 
 /// Why a raw event that decodes is still refused (it goes to the DLQ). The messages name
@@ -57,12 +57,13 @@ pub fn anonymize(
     raw: RawEvent,
     salt: &Salt,
     device: Device,
+    transactions: &TransactionKeys,
     scrubber: &mut Scrubber,
     counts: &mut ScrubCounts,
 ) -> AnonEvent {
     let day = exatom_core::time::utc_day(raw.received_at_ms);
     let visitor_id = visitor_id(salt, &raw.site, &raw.user_agent, &raw.ip, day);
-    let body = scrub_body(raw.body, &raw.site, scrubber, counts);
+    let body = scrub_body(raw.body, &raw.site, transactions, scrubber, counts);
     AnonEvent {
         event_id: raw.event_id,
         site: raw.site,
@@ -75,7 +76,13 @@ pub fn anonymize(
     }
 }
 
-fn scrub_body(b: EventBody, site: &str, scrubber: &mut Scrubber, c: &mut ScrubCounts) -> EventBody {
+fn scrub_body(
+    b: EventBody,
+    site: &str,
+    transactions: &TransactionKeys,
+    scrubber: &mut Scrubber,
+    c: &mut ScrubCounts,
+) -> EventBody {
     EventBody {
         page: b.page.map(|u| scrubber.url(u, c)),
         referrer: b.referrer.map(|u| scrubber.url(u, c)),
@@ -89,23 +96,13 @@ fn scrub_body(b: EventBody, site: &str, scrubber: &mut Scrubber, c: &mut ScrubCo
             .value
             .map(|v| if v.is_empty() { v } else { "*".to_owned() }),
         conversion_tag: b.conversion_tag.map(|s| ident(s, c)),
-        transaction_id: b.transaction_id.map(|t| transaction_key(site, &t)),
+        transaction_id: b.transaction_id.map(|t| transactions.key(site, &t)),
         revenue: b.revenue,
         currency: b.currency,
         tooltip_action: b.tooltip_action,
         trigger: b.trigger.map(|s| ident(s, c)),
         tooltip_id: b.tooltip_id,
     }
-}
-
-/// A site's transaction ids are order numbers, sometimes e-mails: what the pipeline needs
-/// is only whether two conversions carry the same one, so it keeps a hash.
-pub fn transaction_key(site: &str, transaction_id: &str) -> String {
-    let mut h = Sha256::new();
-    h.update((site.len() as u32).to_be_bytes());
-    h.update(site.as_bytes());
-    h.update(transaction_id.as_bytes());
-    hex::encode(&h.finalize()[..16])
 }
 
 fn scrub_form(f: Form, scrubber: &mut Scrubber, c: &mut ScrubCounts) -> Form {

@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use exatom_core::config::Endpoints;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use exatom_edge::limits::Limits;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CollectorConfig {
     #[serde(flatten)]
@@ -57,5 +57,20 @@ impl Default for CollectorConfig {
             retry_after_s: 5,
             demo_site: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_setting_is_in_the_list_of_settings() {
+        assert_eq!(
+            exatom_core::config::struct_keys::<super::CollectorConfig>(),
+            {
+                let mut keys = exatom_core::config::keys_of("collector");
+                keys.sort_unstable();
+                keys
+            }
+        );
     }
 }

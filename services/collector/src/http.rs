@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::config::CollectorConfig;
 use crate::metrics::CollectorMetrics;
-use crate::producer::{RawSink, SinkError};
+use crate::writer::{RawSink, SinkError};
 use exatom_edge::batch::{self, BatchError, Received};
 use exatom_edge::body;
 use exatom_edge::client::{client_address, RateLimiter};

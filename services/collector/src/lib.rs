@@ -1,16 +1,16 @@
 //! The edge collector: takes browser batches over HTTP, validates and masks them, and
 //! produces them to `exatom.raw`. Its pure logic (batch, body, client and site checks) is
 //! the `exatom-edge` crate; here are its HTTP handlers (`http`), the accept loop and drain
-//! (`server`), the producer to `exatom.raw` (`producer`) and the registry reload (`reload`).
+//! (`server`), the producer to `exatom.raw` (`writer`) and the registry reload (`reload`).
 
 pub mod assets;
 pub mod config;
 pub mod encoder;
 pub mod http;
 pub mod metrics;
-pub mod producer;
 pub mod reload;
 pub mod server;
+pub mod writer;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("EXATOM_TRUSTED_PROXIES: {e}"))?;
     let sites = Registry::load(&config.sites_file).map_err(anyhow::Error::msg)?;
     tracing::info!(sites = sites.sites.len(), "site registry loaded");
-    let sink = producer::RawSink::new(
+    let sink = writer::RawSink::new(
         &config.endpoints.kafka_brokers,
         config.max_queue_events,
         Duration::from_millis(config.delivery_timeout_ms),

@@ -1,9 +1,9 @@
 //! Every bound a stranger's request is held to, with the defaults the contract names.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Bounds on one request. All configurable (`EXATOM_MAX_*`), all documented in the README.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct Limits {
     /// Body size after decompression, in bytes.

@@ -60,6 +60,9 @@ impl Batch {
     }
 }
 
+/// Records behind, per (topic, partition).
+pub type Lag = Vec<((String, i32), i64)>;
+
 /// The broker side of a consumer, as the loop and the stages use it.
 pub trait Source {
     fn subscribe(&self, topics: &[&str]) -> Result<(), KafkaError>;
@@ -78,7 +81,10 @@ pub trait Source {
     /// its group meanwhile.
     fn hold(&self, paused: bool) -> Result<(), KafkaError>;
     /// Records behind, per assigned partition (asks the broker: call it every few seconds).
-    fn lag(&self) -> Vec<((String, i32), i64)>;
+    /// An error means the broker did not answer: the sample doubles as the liveness probe
+    /// that tells `/readyz` the truth while a consumer waits on a broker that is gone
+    /// (librdkafka reports the loss once, then the consumer just sees nothing).
+    fn lag(&self) -> Result<Lag, KafkaError>;
 }
 
 /// A Kafka consumer as the services create it (`kafka::consumer`).
@@ -153,29 +159,37 @@ impl Source for KafkaSource {
         }
     }
 
-    fn lag(&self) -> Vec<((String, i32), i64)> {
+    fn lag(&self) -> Result<Lag, KafkaError> {
         // Watermarks are a blocking request to the broker: off the async workers.
         tokio::task::block_in_place(|| {
-            let Ok(positions) = self.0.position() else {
-                return Vec::new();
-            };
-            positions
-                .elements()
-                .iter()
-                .filter_map(|e| {
-                    let (_, high) = self
-                        .0
-                        .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
-                        .ok()?;
-                    let Offset::Offset(position) = e.offset() else {
-                        return None;
-                    };
-                    Some((
-                        (e.topic().to_owned(), e.partition()),
-                        (high - position).max(0),
-                    ))
-                })
-                .collect()
+            let positions = self.0.position()?;
+            if positions.count() == 0 {
+                // Nothing assigned yet: ask for the cluster's metadata instead.
+                self.0.fetch_metadata(None, Duration::from_secs(2))?;
+                return Ok(Vec::new());
+            }
+            let mut lag = Vec::new();
+            let mut failure = None;
+            for e in positions.elements() {
+                match self
+                    .0
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
+                {
+                    Ok((_, high)) => {
+                        if let Offset::Offset(position) = e.offset() {
+                            lag.push((
+                                (e.topic().to_owned(), e.partition()),
+                                (high - position).max(0),
+                            ));
+                        }
+                    }
+                    Err(error) => failure = Some(error),
+                }
+            }
+            match failure {
+                Some(error) if lag.is_empty() => Err(error),
+                _ => Ok(lag),
+            }
         })
     }
 }
@@ -322,6 +336,8 @@ pub async fn run<S: Source, T: Stage>(
     let mut newest: HashMap<(String, i32), i64> = HashMap::new();
     let mut lag_sampled: Option<Instant> = None;
     let mut faults = 0u32;
+    // The lag sample's last error: the broker does not answer.
+    let mut unanswered: Option<String> = None;
     while !io.shutdown.is_triggered() {
         let batch = match source
             .next_batch(settings.batch_max, settings.idle, settings.linger)
@@ -330,7 +346,9 @@ pub async fn run<S: Source, T: Stage>(
             Ok(batch) => {
                 if faults > 0 {
                     faults = 0;
-                    readiness.set_ready();
+                    if unanswered.is_none() {
+                        readiness.set_ready();
+                    }
                 }
                 batch
             }
@@ -362,7 +380,24 @@ pub async fn run<S: Source, T: Stage>(
         }
         if lag_sampled.is_none_or(|at| at.elapsed() >= settings.lag_every) {
             lag_sampled = Some(Instant::now());
-            report_lag(source.lag(), &newest, io.metrics);
+            match source.lag() {
+                Ok(lag) => {
+                    report_lag(lag, &newest, io.metrics);
+                    if unanswered.take().is_some() {
+                        tracing::info!("the broker answers again");
+                        readiness.set_ready();
+                    }
+                }
+                Err(e) => {
+                    io.metrics.retries.with_label_values(&["kafka"]).inc();
+                    let reason = format!("the broker does not answer: {e}");
+                    if unanswered.is_none() {
+                        tracing::warn!("{reason}");
+                    }
+                    readiness.set_unready(&reason);
+                    unanswered = Some(reason);
+                }
+            }
         }
         let safe = stage.handle(batch, io).await?;
         for (partition, offset) in safe {
@@ -389,11 +424,7 @@ pub async fn run<S: Source, T: Stage>(
     Ok(())
 }
 
-fn report_lag(
-    lag: Vec<((String, i32), i64)>,
-    newest: &HashMap<(String, i32), i64>,
-    metrics: &ConsumerMetrics,
-) {
+fn report_lag(lag: Lag, newest: &HashMap<(String, i32), i64>, metrics: &ConsumerMetrics) {
     let now = exatom_core::time::now_ms();
     for ((topic, partition), records) in lag {
         let labels = [topic.as_str(), &partition.to_string()];

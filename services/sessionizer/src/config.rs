@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 
 use exatom_core::config::Endpoints;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the sessionizer can be told; see the configuration table in the README.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SessionizerConfig {
     #[serde(flatten)]
@@ -40,5 +40,20 @@ impl Default for SessionizerConfig {
             batch_max: 5_000,
             batch_linger_ms: 1_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_setting_is_in_the_list_of_settings() {
+        assert_eq!(
+            exatom_core::config::struct_keys::<super::SessionizerConfig>(),
+            {
+                let mut keys = exatom_core::config::keys_of("sessionizer");
+                keys.sort_unstable();
+                keys
+            }
+        );
     }
 }

@@ -121,6 +121,7 @@ fn city_coordinates_postal_code_and_asn_never_reach_the_record() {
         raw,
         &[1; 32],
         device,
+        &crate::transactions::TransactionKeys::new([2; 32]),
         &mut Scrubber::new(QueryAllowList::default(), 16),
         &mut ScrubCounts::default(),
     );

@@ -1,4 +1,7 @@
 use super::*;
+
+/// The transaction key of these tests.
+const TEST_KEYS: TransactionKeys = TransactionKeys::new([9; 32]);
 use crate::scrub::QueryAllowList;
 use exatom_core::avro::anon_event_codec;
 use exatom_core::model::{EventKind, FormEventKind, FormField};
@@ -271,11 +274,11 @@ proptest! {
         let raw = leaky_event(&s, sep);
         let mut counts = ScrubCounts::default();
         let mut scrubber = Scrubber::new(QueryAllowList::default(), 16);
-        let anon = anonymize(raw.clone(), &[3; 32], Device::default(), &mut scrubber, &mut counts);
+        let anon = anonymize(raw.clone(), &[3; 32], Device::default(), &TEST_KEYS, &mut scrubber, &mut counts);
         let bytes = anon_event_codec().encode(&anon).unwrap();
         // The same event again is scrubbed from memory: the same bytes, the same counts.
         let mut again = ScrubCounts::default();
-        let repeat = anonymize(raw, &[3; 32], Device::default(), &mut scrubber, &mut again);
+        let repeat = anonymize(raw, &[3; 32], Device::default(), &TEST_KEYS, &mut scrubber, &mut again);
         prop_assert!(scrubber.hits > 0);
         prop_assert_eq!(anon_event_codec().encode(&repeat).unwrap(), bytes.clone());
         prop_assert_eq!(again, counts);
@@ -328,11 +331,19 @@ fn the_visitor_id_uses_the_day_of_receipt() {
         raw.clone(),
         &[1; 32],
         Device::default(),
+        &TEST_KEYS,
         &mut scrubber,
         &mut c,
     );
     raw.received_at_ms += 86_400_000;
-    let b = anonymize(raw, &[1; 32], Device::default(), &mut scrubber, &mut c);
+    let b = anonymize(
+        raw,
+        &[1; 32],
+        Device::default(),
+        &TEST_KEYS,
+        &mut scrubber,
+        &mut c,
+    );
     assert_ne!(a.visitor_id, b.visitor_id);
     assert_eq!(
         a.visitor_id,
@@ -347,7 +358,7 @@ fn the_visitor_id_uses_the_day_of_receipt() {
     assert_eq!(a.body.value.as_deref(), Some("*"));
     assert_eq!(
         a.body.transaction_id,
-        Some(transaction_key("DEMO", "a@b.example"))
+        Some(TEST_KEYS.key("DEMO", "a@b.example"))
     );
 }
 

@@ -136,10 +136,10 @@ fn the_demo_site_setting_takes_a_site_code_or_nothing() {
         demo_site: String,
     }
     let load = |value: &str| {
-        exatom_core::config::load_from::<Config>([(
-            "EXATOM_DEMO_SITE".to_owned(),
-            value.to_owned(),
-        )])
+        exatom_core::config::load_from::<Config>(
+            [("EXATOM_DEMO_SITE".to_owned(), value.to_owned())],
+            &["demo_site"],
+        )
     };
     assert_eq!(load("DEMO").unwrap().demo_site, "DEMO");
     assert_eq!(load("1234").unwrap().demo_site, "1234");

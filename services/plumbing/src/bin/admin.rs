@@ -11,7 +11,7 @@ use exatom_plumbing::kafka;
 use exatom_plumbing::warehouse::{self, ServerVersion, Warehouse};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(default)]
 struct AdminConfig {
     #[serde(flatten)]
@@ -91,4 +91,17 @@ async fn main() -> anyhow::Result<()> {
         _ => bail!("usage: exatom-admin topics|migrate|retention|render-ddl modern|legacy"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_setting_is_in_the_list_of_settings() {
+        let mut keys = exatom_core::config::keys_of("admin");
+        keys.sort_unstable();
+        assert_eq!(
+            exatom_core::config::struct_keys::<super::AdminConfig>(),
+            keys
+        );
+    }
 }

@@ -15,6 +15,8 @@ struct Scripted {
     ends_away: bool,
     commit_failures: Mutex<u32>,
     commits: Mutex<Vec<Offsets>>,
+    /// Lag samples still to fail (the broker gone).
+    unanswered_probes: Mutex<u32>,
     shutdown: Shutdown,
 }
 
@@ -25,6 +27,7 @@ impl Scripted {
             ends_away: false,
             commit_failures: Mutex::new(0),
             commits: Mutex::new(Vec::new()),
+            unanswered_probes: Mutex::new(0),
             shutdown: shutdown.clone(),
         }
     }
@@ -73,8 +76,13 @@ impl Source for Scripted {
         Ok(())
     }
 
-    fn lag(&self) -> Vec<((String, i32), i64)> {
-        vec![(("t".into(), 0), 5)]
+    fn lag(&self) -> Result<Lag, KafkaError> {
+        let mut unanswered = self.unanswered_probes.lock().unwrap();
+        if *unanswered > 0 {
+            *unanswered -= 1;
+            return Err(KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown));
+        }
+        Ok(vec![(("t".into(), 0), 5)])
     }
 }
 
@@ -121,6 +129,7 @@ struct World {
     metrics: ConsumerMetrics,
     dead_letters: DeadLetters,
     readiness: Readiness,
+    lag_every: Duration,
 }
 
 impl World {
@@ -137,6 +146,7 @@ impl World {
             metrics: ConsumerMetrics::register(&registry).unwrap(),
             dead_letters: DeadLetters::new(producer, &registry).unwrap(),
             readiness: Readiness::default(),
+            lag_every: Duration::from_secs(10),
         }
     }
 
@@ -146,7 +156,7 @@ impl World {
             batch_max: 10,
             idle: Duration::from_millis(10),
             linger: Duration::from_millis(10),
-            lag_every: Duration::from_secs(10),
+            lag_every: self.lag_every,
         };
         let io = Io {
             source,
@@ -318,4 +328,44 @@ fn lag_is_reported_in_records_and_seconds_and_unknown_seconds_stay_unset() {
         })
         .collect();
     assert_eq!(partitions, ["0", "1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readyz_says_the_broker_is_gone_while_it_does_not_answer_and_recovers_with_it() {
+    let mut world = World::new();
+    world.lag_every = Duration::ZERO;
+    // Polls that find nothing (what a consumer sees once librdkafka has reported the loss).
+    let away = Scripted::new(
+        (0..4).map(|_| Ok(Batch::default())).collect(),
+        &world.shutdown,
+    );
+    *away.unanswered_probes.lock().unwrap() = u32::MAX;
+    let mut stage = Answers(VecDeque::new(), Vec::new());
+    world.run(&away, &mut stage).await.unwrap();
+    assert!(!world.readiness.is_ready());
+    assert!(
+        world
+            .readiness
+            .reason()
+            .contains("the broker does not answer"),
+        "{}",
+        world.readiness.reason()
+    );
+    assert!(world.metrics.retries.with_label_values(&["kafka"]).get() >= 4);
+
+    // Back after two unanswered samples: ready again.
+    let world = World {
+        lag_every: Duration::ZERO,
+        ..World::new()
+    };
+    let back = Scripted::new(
+        (0..4).map(|_| Ok(Batch::default())).collect(),
+        &world.shutdown,
+    );
+    *back.unanswered_probes.lock().unwrap() = 2;
+    world
+        .run(&back, &mut Answers(VecDeque::new(), Vec::new()))
+        .await
+        .unwrap();
+    assert!(world.readiness.is_ready(), "{}", world.readiness.reason());
 }
