@@ -477,13 +477,18 @@ async fn broker_killed_mid_stream_every_stage_recovers_by_itself() {
         .await;
         assert!(unready, "{name} still said ready without a broker");
     }
-    // A sessionizer started while the broker is gone waits for it instead of exiting.
-    pipeline.kill_and_restart(&stack, "sessionizer", &settings());
+    // Stages started while the broker is gone wait for it instead of exiting.
+    for name in ["anonymizer", "sessionizer"] {
+        pipeline.kill_and_restart(&stack, name, &settings());
+    }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(
-        pipeline.service("sessionizer").is_running(),
-        "a sessionizer started without a broker exited"
-    );
+    for name in ["anonymizer", "sessionizer"] {
+        assert!(
+            pipeline.service(name).is_running(),
+            "{name} started without a broker exited"
+        );
+        assert_eq!(readyz(pipeline.admin_ports[name]).await, 503, "{name}");
+    }
     outage.end();
 
     for v in BROKER_VISITORS / 2..BROKER_VISITORS {

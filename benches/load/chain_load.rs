@@ -272,16 +272,89 @@ fn percentiles(mut xs: Vec<f64>) -> String {
     )
 }
 
-/// The sum of every `*_consumer_lag` series on a `/metrics` page.
+/// The sum of every `exatom_consumer_lag_records` series on a `/metrics` page.
 async fn lag(http: &reqwest::Client, url: &str) -> f64 {
     let Ok(r) = http.get(url).send().await else {
         return f64::NAN;
     };
     let text = r.text().await.unwrap_or_default();
     text.lines()
-        .filter(|l| l.contains("_consumer_lag{"))
+        .filter(|l| l.starts_with("exatom_consumer_lag_records{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The services' own `exatom_freshness_seconds` buckets, summed over `urls`: cumulative
+/// counts by (written_to, upper bound).
+type Buckets = std::collections::BTreeMap<(String, u64), f64>;
+
+async fn freshness_buckets(http: &reqwest::Client, urls: &[String]) -> Buckets {
+    let mut out = Buckets::new();
+    for url in urls {
+        let Ok(r) = http.get(url).send().await else {
+            continue;
+        };
+        for line in r.text().await.unwrap_or_default().lines() {
+            let Some(labels) = line.strip_prefix("exatom_freshness_seconds_bucket{") else {
+                continue;
+            };
+            let (labels, count) = labels.split_once("} ").unwrap_or_default();
+            let label = |name: &str| {
+                labels
+                    .split(',')
+                    .find_map(|kv| {
+                        kv.strip_prefix(name)?
+                            .strip_prefix("=\"")?
+                            .strip_suffix('"')
+                    })
+                    .map(str::to_owned)
+            };
+            let (Some(le), Some(to), Ok(count)) =
+                (label("le"), label("written_to"), count.parse::<f64>())
+            else {
+                continue;
+            };
+            // Milliseconds as the key keeps the bounds ordered; +Inf sorts last.
+            let bound = le.parse::<f64>().map_or(u64::MAX, |b| (b * 1000.0) as u64);
+            *out.entry((to, bound)).or_default() += count;
+        }
+    }
+    out
+}
+
+/// p50 and p99 of what the services observed between two snapshots, per place written, as
+/// the upper bound of the bucket each falls in.
+fn freshness_quantiles(before: &Buckets, after: &Buckets) -> Vec<String> {
+    let mut by_place: std::collections::BTreeMap<&str, Vec<(u64, f64)>> = Default::default();
+    for ((to, bound), count) in after {
+        let earlier = before.get(&(to.clone(), *bound)).copied().unwrap_or(0.0);
+        by_place
+            .entry(to)
+            .or_default()
+            .push((*bound, count - earlier));
+    }
+    by_place
+        .into_iter()
+        .filter_map(|(to, buckets)| {
+            let total = buckets.last()?.1;
+            (total > 0.0).then(|| {
+                let at = |q: f64| {
+                    buckets.iter().find(|(_, c)| *c >= q * total).map_or(
+                        "?".to_owned(),
+                        |(b, _)| match b {
+                            &u64::MAX => "> last bucket".to_owned(),
+                            b => format!("≤ {:.2} s", *b as f64 / 1000.0),
+                        },
+                    )
+                };
+                format!(
+                    "{to}: p50 {}, p99 {} ({total:.0} writes)",
+                    at(0.5),
+                    at(0.99)
+                )
+            })
+        })
+        .collect()
 }
 
 async fn rate_mode(
@@ -301,6 +374,7 @@ async fn rate_mode(
     let mut lags: Vec<(f64, Vec<f64>)> = Vec::new();
     let mut sampled = Instant::now() - Duration::from_secs(10);
     let http = reqwest::Client::new();
+    let fresh_before = freshness_buckets(&http, &admin).await;
     while Instant::now() < until {
         ticks.tick().await;
         let due = rate * started.elapsed().as_secs_f64();
@@ -331,19 +405,39 @@ async fn rate_mode(
         done??;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let tally = shared.tally.lock().unwrap();
-    println!(
-        "offered {rate:.0} events/s for {seconds} s: accepted {:.0} events/s ({} journeys); answers {:?}",
-        tally.accepted as f64 / elapsed,
-        tally.expected.journeys,
-        tally.statuses
-    );
+    {
+        let tally = shared.tally.lock().unwrap();
+        println!(
+            "offered {rate:.0} events/s for {seconds} s: accepted {:.0} events/s ({} journeys); answers {:?}",
+            tally.accepted as f64 / elapsed,
+            tally.expected.journeys,
+            tally.statuses
+        );
+    }
     for (t, row) in &lags {
         let row: Vec<String> = row.iter().map(|l| format!("{l:.0}")).collect();
         println!(
             "  lag at {t:>4.0} s (records, per stage): {}",
             row.join(" ")
         );
+    }
+    // What the stages saw themselves (received_at → written), no ClickHouse query needed:
+    // read once every stage has caught up (at most 120 s) and the last sessions have closed
+    // (the run's lateness is 20 s).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let mut behind = 0.0;
+        for url in &admin {
+            behind += lag(&http, url).await;
+        }
+        if behind == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    for line in freshness_quantiles(&fresh_before, &freshness_buckets(&http, &admin).await) {
+        println!("  freshness by the services' histograms, {line}");
     }
     Ok(())
 }

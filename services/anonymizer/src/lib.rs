@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use exatom_plumbing::consume::{KafkaSource, Settings};
+use exatom_plumbing::fault::Fault;
 use exatom_plumbing::kafka::{self, RAW_TOPIC};
+use exatom_plumbing::retry;
 use exatom_plumbing::startup::Startup;
 
 use crate::config::AnonymizerConfig;
@@ -28,12 +30,6 @@ use crate::config::AnonymizerConfig;
 /// Runs the anonymizer until SIGTERM/SIGINT.
 pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
-    salts::verify_salts_topic(
-        brokers,
-        &config.salts_topic,
-        config.allow_long_salt_retention,
-    )
-    .await?;
     let transactions = transactions::TransactionKeys::load(config.transaction_key_file.as_deref())?;
     let registry = prometheus::Registry::new();
     let metrics = metrics::AnonymizerMetrics::register(&registry)?;
@@ -53,6 +49,29 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
     };
     let producer = kafka::producer(brokers, 200_000)?;
     let startup = Startup::begin(registry, config.admin_listen, producer.clone()).await?;
+    // A broker that is not there yet is waited for (unready meanwhile); a salts topic that
+    // breaks the privacy promise stops the start.
+    startup
+        .readiness
+        .set_unready("reading the salts topic's configuration from the broker");
+    retry::until_ok(
+        "salts topic configuration",
+        &startup.shutdown,
+        startup.metrics.on_retry("kafka"),
+        || async {
+            match salts::verify_salts_topic(
+                brokers,
+                &config.salts_topic,
+                config.allow_long_salt_retention,
+            )
+            .await
+            {
+                Err(salts::StartError::Unreadable(e)) => Err(Fault::Retriable(e)),
+                verdict => Ok(verdict),
+            }
+        },
+    )
+    .await??;
     let salts = salts::SaltKeeper::start(brokers, &config.salts_topic, producer.clone())?;
     let stage = stage::Anonymize::new(
         salts,

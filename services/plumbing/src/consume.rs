@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use prometheus::{GaugeVec, IntGaugeVec};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use rdkafka::consumer::{CommitMode, Consumer as _};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -58,6 +58,14 @@ impl Batch {
         }
         next
     }
+}
+
+/// Errors librdkafka reports while it reconnects by itself.
+fn is_connection_news(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
+    )
 }
 
 /// Records behind, per (topic, partition).
@@ -113,6 +121,13 @@ impl Source for KafkaSource {
             match tokio::time::timeout_at(deadline, self.0.recv()).await {
                 Err(_) => break,
                 Ok(Err(KafkaError::PartitionEOF(partition))) => batch.at_end.push(partition),
+                // News about connections, not faults: librdkafka reconnects by itself, and
+                // it queues one of these per failed attempt. Waiting out a backoff for each
+                // left a consumer draining stale ones, one per 10 s, for minutes after the
+                // broker was back. Whether the broker answers is the lag sample's to say.
+                Ok(Err(KafkaError::MessageConsumption(code))) if is_connection_news(code) => {
+                    tracing::debug!(error = %code, "broker connection news");
+                }
                 // A fault after some records: hand those over first; the fault comes again.
                 Ok(Err(e)) if batch.messages.is_empty() => return Err(e),
                 Ok(Err(_)) => break,
