@@ -6,8 +6,8 @@
 #   BENCH_RATES="2000 4000" BENCH_SECONDS=60 BENCH_BURST=200000 make bench-chain   (shorter)
 #
 # 1. A fresh stack of its own (STACK_STATE, default .local/bench-chain; ports 49192, 48123,
-#    49100, 48180, 49202-49204), sessions closing 20 s after their last event (as in the
-#    browser tests) so the run sees sessions through to the rollups.
+#    49100, 48180, 49202-49204). Journeys are timestamped two hours back and sessions close
+#    60 s (the lateness) after their last arrival, so the run sees them through to the rollups.
 # 2. Ceilings: the broker alone (broker-drain: the collector's records produced, then drained
 #    by a service's consumer) and ClickHouse alone (the run's own `events` rows inserted again
 #    in one RowBinary INSERT over HTTP, as the sessionizer writes them).
@@ -56,7 +56,7 @@ for site in "${sites[@]}"; do
   printf '[sites.%s]\norigins = []\nconversion_tags = ["%s1"]\n\n' "$site" "$site"
 done >"$STATE/sites.toml"
 EXATOM_SITES_FILE=$STATE/sites.toml EXATOM_DEMO_SITE= \
-  EXATOM_LATENESS_MS=20000 EXATOM_IDLE_MARGIN_MS=-1860000 \
+  EXATOM_LATENESS_MS=60000 EXATOM_IDLE_MARGIN_MS=1000 \
   "$ROOT/deploy/local/services.sh" up
 
 collector=http://127.0.0.1:$COLLECTOR_PORT

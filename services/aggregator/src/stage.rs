@@ -40,13 +40,14 @@ impl Stage for Aggregate {
             return Ok(Offsets::new());
         }
         let mut rows = Rows::default();
-        // The newest event of each session: how fresh the rollups are once written.
+        // When the collector received each session's newest event (the record's timestamp,
+        // set so by the sessionizer): how fresh the rollups are once written.
         let mut newest = Vec::with_capacity(batch.messages.len());
         for message in &batch.messages {
             match self.codec.decode(message.payload().unwrap_or_default()) {
                 Ok(session) => {
                     self.metrics.sessions_in.inc();
-                    newest.push(session.ended_ms);
+                    newest.push(message.timestamp().to_millis().unwrap_or(session.ended_ms));
                     let analytics = analyze(&session);
                     rows.add(&session, analytics);
                 }
@@ -70,8 +71,8 @@ impl Stage for Aggregate {
             },
         )
         .await?;
-        for ended_ms in newest {
-            io.metrics.written("rollups", ended_ms);
+        for received_ms in newest {
+            io.metrics.written("rollups", received_ms);
         }
         for (rollup, groups) in refreshed {
             self.metrics

@@ -96,19 +96,36 @@ impl Sessionize {
         })
         .await?;
         let mut sessions: Vec<Session> = Vec::with_capacity(assembled.len());
+        // Per session, when the collector received its newest event: the session record's
+        // timestamp, so the aggregator can tell how fresh the rollups it writes are.
+        let mut received: Vec<i64> = Vec::with_capacity(assembled.len());
         let mut final_rows: Vec<EventRow> = Vec::new();
         for a in assembled {
             self.metrics
                 .events_duplicate
                 .inc_by(a.already_written as u64);
-            sessions.extend(a.session);
+            if let Some(session) = a.session {
+                received.push(
+                    a.final_rows
+                        .iter()
+                        .map(|r| r.received_at_ms)
+                        .max()
+                        .unwrap_or(0),
+                );
+                sessions.push(session);
+            }
             final_rows.extend(a.final_rows);
         }
         retry::until_ok(
             "exatom.sessions",
             io.shutdown,
             io.metrics.on_retry("kafka"),
-            || async { self.writer.publish(&sessions).await.map_err(|e| e.fault()) },
+            || async {
+                self.writer
+                    .publish(&sessions, &received)
+                    .await
+                    .map_err(|e| e.fault())
+            },
         )
         .await?;
         let session_rows: Vec<_> = sessions.iter().map(session_row).collect();
@@ -126,13 +143,8 @@ impl Sessionize {
                 .map_err(|e| e.fault())
         })
         .await?;
-        let newest = final_rows
-            .iter()
-            .map(|r| r.received_at_ms)
-            .max()
-            .unwrap_or(0);
-        for _ in &sessions {
-            io.metrics.written(SESSIONS_TOPIC, newest);
+        for newest in &received {
+            io.metrics.written(SESSIONS_TOPIC, *newest);
         }
         self.metrics.sessions_closed.inc_by(sessions.len() as u64);
         Ok(())

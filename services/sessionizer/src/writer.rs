@@ -127,16 +127,23 @@ impl Writer {
         Ok(assembled)
     }
 
-    /// Produces closed sessions and waits for the broker to acknowledge all of them.
-    pub async fn publish(&self, sessions: &[Session]) -> Result<(), WriteError> {
+    /// Produces closed sessions and waits for the broker to acknowledge all of them. Each
+    /// record's timestamp is `received[i]`, when the collector received the session's newest
+    /// event (0: the broker's time).
+    pub async fn publish(&self, sessions: &[Session], received: &[i64]) -> Result<(), WriteError> {
         let mut encoded = Vec::with_capacity(sessions.len());
         for s in sessions {
             encoded.push(self.encoder.encode(s)?);
         }
-        let records = encoded.iter().map(|(key, payload)| {
-            FutureRecord::to(SESSIONS_TOPIC)
+        let records = encoded.iter().zip(received).map(|((key, payload), at)| {
+            let record = FutureRecord::to(SESSIONS_TOPIC)
                 .key(key.as_str())
-                .payload(payload.as_slice())
+                .payload(payload.as_slice());
+            if *at > 0 {
+                record.timestamp(*at)
+            } else {
+                record
+            }
         });
         for delivered in exatom_plumbing::kafka::produce_all(&self.producer, records).await {
             delivered?;
