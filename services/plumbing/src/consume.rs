@@ -89,10 +89,10 @@ pub trait Source {
     /// its group meanwhile.
     fn hold(&self, paused: bool) -> Result<(), KafkaError>;
     /// Records behind, per assigned partition (asks the broker: call it every few seconds).
-    /// An error means the broker did not answer: the sample doubles as the liveness probe
-    /// that tells `/readyz` the truth while a consumer waits on a broker that is gone
-    /// (librdkafka reports the loss once, then the consumer just sees nothing).
     fn lag(&self) -> Result<Lag, KafkaError>;
+    /// Rebalances so far (started or completed). Every rebalance hands every partition out
+    /// again from its committed offset, so a stage's state for them is stale after one.
+    fn rebalances(&self) -> u64;
 }
 
 /// A Kafka consumer as the services create it (`kafka::consumer`).
@@ -107,6 +107,10 @@ impl std::fmt::Debug for KafkaSource {
 impl Source for KafkaSource {
     fn subscribe(&self, topics: &[&str]) -> Result<(), KafkaError> {
         self.0.subscribe(topics)
+    }
+
+    fn rebalances(&self) -> u64 {
+        self.0.context().rebalances()
     }
 
     async fn next_batch(
@@ -124,7 +128,8 @@ impl Source for KafkaSource {
                 // News about connections, not faults: librdkafka reconnects by itself, and
                 // it queues one of these per failed attempt. Waiting out a backoff for each
                 // left a consumer draining stale ones, one per 10 s, for minutes after the
-                // broker was back. Whether the broker answers is the lag sample's to say.
+                // broker was back. Whether the broker answers is the broker probe's to say
+                // (`startup::watch_broker`).
                 Ok(Err(KafkaError::MessageConsumption(code))) if is_connection_news(code) => {
                     tracing::debug!(error = %code, "broker connection news");
                 }
@@ -351,9 +356,9 @@ pub async fn run<S: Source, T: Stage>(
     let mut newest: HashMap<(String, i32), i64> = HashMap::new();
     let mut lag_sampled: Option<Instant> = None;
     let mut faults = 0u32;
-    // The lag sample's last error: the broker does not answer.
-    let mut unanswered: Option<String> = None;
     while !io.shutdown.is_triggered() {
+        // Read before the fetch: a batch fetched or handled across a rebalance is not committed.
+        let generation = source.rebalances();
         let batch = match source
             .next_batch(settings.batch_max, settings.idle, settings.linger)
             .await
@@ -361,9 +366,7 @@ pub async fn run<S: Source, T: Stage>(
             Ok(batch) => {
                 if faults > 0 {
                     faults = 0;
-                    if unanswered.is_none() {
-                        readiness.set_ready();
-                    }
+                    readiness.set_ready();
                 }
                 batch
             }
@@ -395,26 +398,22 @@ pub async fn run<S: Source, T: Stage>(
         }
         if lag_sampled.is_none_or(|at| at.elapsed() >= settings.lag_every) {
             lag_sampled = Some(Instant::now());
-            match source.lag() {
-                Ok(lag) => {
-                    report_lag(lag, &newest, io.metrics);
-                    if unanswered.take().is_some() {
-                        tracing::info!("the broker answers again");
-                        readiness.set_ready();
-                    }
-                }
-                Err(e) => {
-                    io.metrics.retries.with_label_values(&["kafka"]).inc();
-                    let reason = format!("the broker does not answer: {e}");
-                    if unanswered.is_none() {
-                        tracing::warn!("{reason}");
-                    }
-                    readiness.set_unready(&reason);
-                    unanswered = Some(reason);
-                }
+            // A failed sample leaves the last figures; the broker probe reports the outage.
+            if let Ok(lag) = source.lag() {
+                report_lag(lag, &newest, io.metrics);
             }
         }
         let safe = stage.handle(batch, io).await?;
+        // A rebalance while the stage worked: its partitions may be someone else's now, and
+        // a broker that does not check the group generation on commit (tansu) would take a
+        // stale offset over the new owner's. What the batch wrote is idempotent; the
+        // partitions' owners read it again from their committed offsets.
+        if source.rebalances() != generation {
+            tracing::info!("a rebalance overtook the batch: not committing it");
+            pending.clear();
+            committed.clear();
+            continue;
+        }
         for (partition, offset) in safe {
             let entry = pending.entry(partition).or_insert(offset);
             *entry = (*entry).max(offset);

@@ -4,12 +4,14 @@
 //! runs Apache Kafka, Redpanda or a managed Kafka.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -197,9 +199,21 @@ pub async fn produce_all<'a>(
 }
 
 /// The client context of every consumer: librdkafka reports reaching the end of a
-/// partition as an error, which for a streaming service is news, not a failure.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ServiceContext;
+/// partition as an error, which for a streaming service is news, not a failure. It also
+/// counts rebalances (`rebalances`): with the eager protocol every rebalance revokes every
+/// partition and fetches them again from their committed offsets, so whatever a stage held
+/// for them is stale from then on, even for a partition it gets back.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceContext {
+    rebalances: Arc<AtomicU64>,
+}
+
+impl ServiceContext {
+    /// Rebalances completed so far.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Acquire)
+    }
+}
 
 impl ClientContext for ServiceContext {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -214,7 +228,17 @@ impl ClientContext for ServiceContext {
     }
 }
 
-impl ConsumerContext for ServiceContext {}
+impl ConsumerContext for ServiceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        // Before the revocation takes effect: a batch in flight sees the change when it
+        // is about to commit, and does not commit.
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 /// A consumer as the services use it.
 pub type Consumer = StreamConsumer<ServiceContext>;
@@ -243,7 +267,7 @@ pub fn consumer_with(
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "30000")
         .set("partition.assignment.strategy", "range")
-        .create_with_context(ServiceContext)
+        .create_with_context(ServiceContext::default())
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@
 //! an operator stops it, so the reason is there to be read instead of in a restart loop.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use prometheus::Registry;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::consume::{self, ConsumerMetrics, Io, Settings, Source, Stage};
 use crate::dead_letter::DeadLetters;
@@ -26,6 +27,7 @@ pub struct Startup {
     pub metrics: ConsumerMetrics,
     pub dead_letters: DeadLetters,
     admin: tokio::task::JoinHandle<()>,
+    broker_probe: tokio::task::JoinHandle<()>,
 }
 
 impl Startup {
@@ -37,6 +39,7 @@ impl Startup {
         dead_letter_producer: FutureProducer,
     ) -> anyhow::Result<Self> {
         let metrics = ConsumerMetrics::register(&registry)?;
+        let probe_client = dead_letter_producer.clone();
         let dead_letters = DeadLetters::new(dead_letter_producer, &registry)?;
         let shutdown = Shutdown::on_signals();
         let readiness = Readiness::default();
@@ -49,6 +52,25 @@ impl Startup {
         )
         .await
         .with_context(|| format!("binding {admin_listen} (EXATOM_ADMIN_LISTEN)"))?;
+        let broker_probe = tokio::spawn(watch_broker(
+            move || {
+                let client = probe_client.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        client
+                            .client()
+                            .fetch_metadata(None, Duration::from_secs(2))
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()))
+                }
+            },
+            readiness.clone(),
+            shutdown.clone(),
+            BROKER_PROBE_EVERY,
+        ));
         Ok(Startup {
             registry,
             readiness,
@@ -56,6 +78,7 @@ impl Startup {
             metrics,
             dead_letters,
             admin,
+            broker_probe,
         })
     }
 
@@ -96,6 +119,7 @@ impl Startup {
         }
         self.shutdown.trigger();
         let _ = self.admin.await;
+        let _ = self.broker_probe.await;
         result.map_err(anyhow::Error::from)
     }
 
@@ -104,6 +128,7 @@ impl Startup {
         self.fail(&fault).await;
         self.shutdown.trigger();
         let _ = self.admin.await;
+        let _ = self.broker_probe.await;
         Err(fault.into())
     }
 
@@ -112,5 +137,111 @@ impl Startup {
         self.metrics.stopped.set(1);
         self.readiness.set_unready(&fault.to_string());
         self.shutdown.wait().await;
+    }
+}
+
+/// How often a consumer asks the broker whether it answers.
+const BROKER_PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Asks `probe` every `every` whether the broker answers and puts the verdict on `/readyz`,
+/// until shutdown. Apart from the consume loop on purpose: a stage blocked in a write (a
+/// producer waiting out its delivery timeout while the broker is gone) cannot report, and a
+/// consumer's own errors say little (librdkafka reports a lost broker once, then the
+/// consumer just sees nothing).
+pub async fn watch_broker<F, Fut>(
+    probe: F,
+    readiness: Readiness,
+    shutdown: Shutdown,
+    every: Duration,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut away = false;
+    while !shutdown.is_triggered() {
+        match probe().await {
+            Ok(()) => {
+                if away {
+                    tracing::info!("the broker answers again");
+                }
+                away = false;
+                readiness.set_broker_away(None);
+            }
+            Err(e) => {
+                if !away {
+                    tracing::warn!(error = %e, "the broker does not answer");
+                }
+                away = true;
+                readiness.set_broker_away(Some(format!("the broker does not answer: {e}")));
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.wait() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn readyz_says_the_broker_is_gone_while_it_does_not_answer_and_recovers_with_it() {
+        let readiness = Readiness::default();
+        readiness.set_ready();
+        let shutdown = Shutdown::default();
+        // Answers, gone twice, answers again.
+        let answers = Arc::new(Mutex::new(VecDeque::from([
+            Ok(()),
+            Err("AllBrokersDown".to_owned()),
+            Err("AllBrokersDown".to_owned()),
+            Ok(()),
+        ])));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let probe = {
+            let (answers, seen, readiness, shutdown) = (
+                answers.clone(),
+                seen.clone(),
+                readiness.clone(),
+                shutdown.clone(),
+            );
+            move || {
+                // What /readyz said before this probe: the previous verdict.
+                seen.lock()
+                    .unwrap()
+                    .push((readiness.is_ready(), readiness.reason()));
+                let next = answers.lock().unwrap().pop_front();
+                if answers.lock().unwrap().is_empty() && next.is_none() {
+                    shutdown.trigger();
+                }
+                std::future::ready(next.unwrap_or(Ok(())))
+            }
+        };
+        watch_broker(probe, readiness.clone(), shutdown, Duration::from_secs(5)).await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen[1], (true, String::new()));
+        assert_eq!(
+            seen[2],
+            (
+                false,
+                "the broker does not answer: AllBrokersDown".to_owned()
+            )
+        );
+        assert!(!seen[3].0);
+        assert_eq!(
+            seen[4],
+            (true, String::new()),
+            "ready again once it answers"
+        );
+
+        // A fault of the service outranks the broker: the broker's return does not clear it.
+        readiness.set_unready("stopped: a column is missing");
+        readiness.set_broker_away(None);
+        assert!(!readiness.is_ready());
+        assert_eq!(readiness.reason(), "stopped: a column is missing");
     }
 }

@@ -26,10 +26,15 @@ pub fn init_logging() {
 }
 
 /// Whether a service takes work, and if not, why: `/readyz` answers 503 with the reason.
+///
+/// Two conditions, kept apart so that neither clears the other: the service's own state
+/// (starting, consuming, stopped by a fault) and whether the broker answers, which a probe
+/// beside the consume loop reports ([`crate::startup`]).
 #[derive(Clone, Default)]
 pub struct Readiness {
     ready: Arc<AtomicBool>,
     reason: Arc<Mutex<String>>,
+    broker_away: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -62,12 +67,27 @@ impl Readiness {
         self.ready.store(false, Ordering::Relaxed);
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+    /// The broker probe's verdict: `Some(why)` while the broker does not answer.
+    pub fn set_broker_away(&self, why: Option<String>) {
+        if let Ok(mut away) = self.broker_away.lock() {
+            *away = why;
+        }
     }
 
+    fn broker_away(&self) -> Option<String> {
+        self.broker_away.lock().ok().and_then(|a| a.clone())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.broker_away().is_none()
+    }
+
+    /// Why not ready: the service's own reason first (a fault outranks a broker away).
     pub fn reason(&self) -> String {
-        self.reason.lock().map(|r| r.clone()).unwrap_or_default()
+        if !self.ready.load(Ordering::Relaxed) {
+            return self.reason.lock().map(|r| r.clone()).unwrap_or_default();
+        }
+        self.broker_away().unwrap_or_default()
     }
 }
 

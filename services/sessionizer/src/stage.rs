@@ -50,6 +50,8 @@ pub struct Sessionize {
     partitions: HashMap<i32, Partition>,
     /// At EXATOM_MAX_OPEN_SESSIONS consumption pauses; sessions then close by the clock.
     paused: bool,
+    /// The consumer's rebalance count when the partitions' states were last valid.
+    rebalances_seen: u64,
 }
 
 impl Sessionize {
@@ -69,6 +71,7 @@ impl Sessionize {
             codec: anon_event_codec(),
             partitions: HashMap::new(),
             paused: false,
+            rebalances_seen: 0,
         }
     }
 
@@ -276,6 +279,20 @@ impl Sessionize {
 
 impl Stage for Sessionize {
     async fn handle<S: Source>(&mut self, batch: Batch, io: &Io<'_, S>) -> Result<Offsets, Fault> {
+        // After a rebalance every partition is fetched again from its committed offset, even
+        // one this replica gets back (and another replica may have moved that offset
+        // meanwhile): every partition starts over, replaying its open sessions.
+        let rebalances = io.source.rebalances();
+        if rebalances != self.rebalances_seen {
+            if !self.partitions.is_empty() {
+                tracing::info!(
+                    partitions = self.partitions.len(),
+                    "rebalance: every partition starts over from its committed offset"
+                );
+            }
+            self.partitions.clear();
+            self.rebalances_seen = rebalances;
+        }
         self.forget_revoked(io.source);
         let mut live = Vec::new();
         let mut closed: Vec<ClosedSession> = Vec::new();
