@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use exatom_aggregator::rollup::{bind, Param};
-use exatom_e2e::{rfc3339, sites_file, wait_until, Pipeline, Service, Stack};
+use exatom_e2e::{fast_sessions, rfc3339, sites_file, wait_until, Pipeline, Service, Stack};
 use serde_json::{json, Value};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
@@ -378,15 +378,7 @@ async fn golden_stream_gives_hand_worked_figures_and_a_second_delivery_changes_n
     let stack = Stack::from_env();
     let site = format!("GOLD{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let sites = sites_file(&stack, "golden", &[(&site, &[], &[TAG])]);
-    let mut pipeline = Pipeline::start(
-        &stack,
-        &sites,
-        &[
-            ("EXATOM_LATENESS_MS", "2000".into()),
-            ("EXATOM_IDLE_MARGIN_MS", "1000".into()),
-        ],
-    )
-    .await;
+    let mut pipeline = Pipeline::start(&stack, &sites, &fast_sessions()).await;
 
     // The visits happened 40 minutes ago (complete sessions), all on one UTC day.
     let now = Utc::now();

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use exatom_e2e::{
-    metric, poll_until, rfc3339, sites_file, wait_until, Outage, Part, Pipeline, Ports, Service,
-    Stack,
+    fast_sessions, metric, poll_until, rfc3339, sites_file, wait_until, Outage, Part, Pipeline,
+    Ports, Service, Stack,
 };
 use serde_json::json;
 
@@ -188,19 +188,25 @@ async fn sessions_match_the_rule(
     expected
 }
 
-/// Fast session closing and no rate limit: what every test here runs the services with.
-const SETTINGS: [(&str, &str); 4] = [
-    ("EXATOM_LATENESS_MS", "2000"),
-    ("EXATOM_IDLE_MARGIN_MS", "1000"),
-    ("EXATOM_BATCH_MAX", "200"),
-    ("EXATOM_RATE_BURST", "100000"),
-];
-
+/// Fast session closing, small batches and no rate limit: what every test here runs the
+/// services with.
 fn settings() -> Vec<(&'static str, String)> {
-    SETTINGS
-        .iter()
-        .map(|(k, v)| (*k, (*v).to_owned()))
-        .collect()
+    let mut all = fast_sessions();
+    all.push(("EXATOM_BATCH_MAX", "200".into()));
+    all.push(("EXATOM_RATE_BURST", "100000".into()));
+    all
+}
+
+/// Waits until the stream flows through the sessionizer.
+async fn sessionizer_consuming(pipeline: &Pipeline) {
+    let metrics = format!(
+        "http://127.0.0.1:{}/metrics",
+        pipeline.admin_ports["sessionizer"]
+    );
+    wait_until(Duration::from_secs(60), "sessionizer consuming", || async {
+        metric(&metrics, "exatom_sessionizer_events_in_total").await > 0.0
+    })
+    .await;
 }
 
 /// A site of its own (`prefix` + random), registered, and the four services running.
@@ -365,14 +371,7 @@ async fn clickhouse_stopped_mid_stream_the_writers_wait_and_resume_by_themselves
         send_visitor(&client, &url, &site, v).await;
     }
     // The outage starts once the stream flows through the sessionizer.
-    let sessionizer = format!(
-        "http://127.0.0.1:{}/metrics",
-        pipeline.admin_ports["sessionizer"]
-    );
-    wait_until(Duration::from_secs(60), "sessionizer consuming", || async {
-        metric(&sessionizer, "exatom_sessionizer_events_in_total").await > 0.0
-    })
-    .await;
+    sessionizer_consuming(&pipeline).await;
     let mut outage = Outage::begin(&stack, Part::ClickHouse);
     for v in OUTAGE_VISITORS / 2..OUTAGE_VISITORS {
         send_visitor(&client, &url, &site, v).await;
@@ -436,14 +435,7 @@ async fn broker_killed_mid_stream_every_stage_recovers_by_itself() {
     for v in 0..BROKER_VISITORS / 2 {
         send_visitor(&client, &url, &site, v).await;
     }
-    let sessionizer = format!(
-        "http://127.0.0.1:{}/metrics",
-        pipeline.admin_ports["sessionizer"]
-    );
-    wait_until(Duration::from_secs(60), "sessionizer consuming", || async {
-        metric(&sessionizer, "exatom_sessionizer_events_in_total").await > 0.0
-    })
-    .await;
+    sessionizer_consuming(&pipeline).await;
 
     let mut outage = Outage::kill_broker(&stack);
     // The collector refuses (503), never acknowledges what it cannot store. The probe goes

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use exatom_e2e::{contains, rfc3339, sites_file, wait_until, Pipeline, Stack};
+use exatom_e2e::{contains, fast_sessions, rfc3339, sites_file, wait_until, Pipeline, Stack};
 use serde_json::{json, Value};
 
 fn event_id() -> String {
@@ -19,15 +19,7 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let site = format!("E2E{}", &run[..8]);
     let sites = sites_file(&stack, "e2e", &[(&site, &["http://shop.test"], &["E2E1"])]);
-    let mut pipeline = Pipeline::start(
-        &stack,
-        &sites,
-        &[
-            ("EXATOM_LATENESS_MS", "2000".into()),
-            ("EXATOM_IDLE_MARGIN_MS", "1000".into()),
-        ],
-    )
-    .await;
+    let mut pipeline = Pipeline::start(&stack, &sites, &fast_sessions()).await;
 
     // Identity and typed data the pipeline must not let through.
     let ip = format!("198.51.100.{}", 1 + (run.as_bytes()[0] % 250));
@@ -207,15 +199,7 @@ async fn an_undecodable_record_in_any_topic_goes_to_the_dlq_under_one_reason_eve
     let run = uuid::Uuid::new_v4().simple().to_string();
     let site = format!("DLQ{}", &run[..8]);
     let sites = sites_file(&stack, "dlq", &[(&site, &[], &[])]);
-    let mut pipeline = Pipeline::start(
-        &stack,
-        &sites,
-        &[
-            ("EXATOM_LATENESS_MS", "2000".into()),
-            ("EXATOM_IDLE_MARGIN_MS", "1000".into()),
-        ],
-    )
-    .await;
+    let mut pipeline = Pipeline::start(&stack, &sites, &fast_sessions()).await;
     let topics = [
         ("exatom.raw", "anonymizer"),
         ("exatom.anon", "sessionizer"),

@@ -263,6 +263,15 @@ impl Ports {
     }
 }
 
+/// Sessions close 2 s after their last arrival and idle partitions follow the clock 1 s
+/// behind: what tests whose visits happened long ago run the services with.
+pub fn fast_sessions() -> Vec<(&'static str, String)> {
+    vec![
+        ("EXATOM_LATENESS_MS", "2000".into()),
+        ("EXATOM_IDLE_MARGIN_MS", "1000".into()),
+    ]
+}
+
 /// The whole pipeline as real processes.
 pub struct Pipeline {
     pub collector_url: String,

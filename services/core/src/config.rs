@@ -83,13 +83,15 @@ pub const SETTINGS: &[Setting] = settings![
     "topic_replication": &["admin"],
 ];
 
-/// The keys of `service`, in [`SETTINGS`] order.
+/// The keys of `service`, sorted (as [`struct_keys`] gives a struct's).
 pub fn keys_of(service: &str) -> Vec<&'static str> {
-    SETTINGS
+    let mut keys: Vec<&'static str> = SETTINGS
         .iter()
         .filter(|s| s.services.contains(&service))
         .map(|s| s.key)
-        .collect()
+        .collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// The keys a config struct reads, from its defaults: what each service's test holds to
