@@ -12,9 +12,12 @@ TEST_STATE ?= $(CURDIR)/.local/test
 TEST_KAFKA_PORT ?= 19092
 TEST_CH_HTTP_PORT ?= 18123
 TEST_CH_TCP_PORT ?= 19000
+TEST_PROM_PORT ?= 19090
 TEST_ENV := STACK_STATE=$(TEST_STATE) STACK_KAFKA_PORT=$(TEST_KAFKA_PORT) \
-	STACK_CH_HTTP_PORT=$(TEST_CH_HTTP_PORT) STACK_CH_TCP_PORT=$(TEST_CH_TCP_PORT)
+	STACK_CH_HTTP_PORT=$(TEST_CH_HTTP_PORT) STACK_CH_TCP_PORT=$(TEST_CH_TCP_PORT) \
+	STACK_PROM_PORT=$(TEST_PROM_PORT) STACK_PROM_SCRAPE_INTERVAL=1s
 TEST_TARGETS := STACK_TEST_STATE=$(TEST_STATE) EXATOM_KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT) \
+	STACK_PROMETHEUS_URL=http://127.0.0.1:$(TEST_PROM_PORT) \
 	EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$(TEST_CH_HTTP_PORT) STACK_CH_TCP_PORT=$(TEST_CH_TCP_PORT) \
 	STACK_BIN=$(CURDIR)/target/release
 
@@ -22,7 +25,7 @@ TEST_TARGETS := STACK_TEST_STATE=$(TEST_STATE) EXATOM_KAFKA_BROKERS=127.0.0.1:$(
 help:
 	@echo "make run     install what is missing, build, start the whole pipeline locally"
 	@echo "make stop    stop it (data kept in .local/run)"
-	@echo "make test    formatting, lints, unit tests, integration tests on a real stack"
+	@echo "make test    formatting, lints, alert rules and their tests, unit tests, integration tests on a real stack"
 	@echo "make bench   criterion benchmarks of the hot paths"
 	@echo "make bench-collector   the collector under load on one core, with its ceilings"
 	@echo "make bench-chain       the whole chain under sustained load and a burst, with its ceilings"
@@ -47,6 +50,7 @@ run:
 	echo "  sessionizer     http://127.0.0.1:$$SESSIONIZER_PORT/metrics"; \
 	echo "  aggregator      http://127.0.0.1:$$AGGREGATOR_PORT/metrics"; \
 	echo "  ClickHouse      http://127.0.0.1:$$CH_HTTP_PORT/   (database exatom)"; \
+	echo "  Prometheus      http://127.0.0.1:$$PROM_PORT/   (targets: /targets, alerts: /alerts; rules in deploy/prometheus)"; \
 	echo "  Kafka (tansu)   127.0.0.1:$$KAFKA_PORT"; \
 	echo "Stop with: make stop"
 
@@ -77,8 +81,17 @@ integration: build
 	$(TEST_TARGETS) $(CARGO) test --release -p exatom-e2e $(E2E_TESTS) -- --test-threads=1
 	.local/venv/bin/python tests/modern_engine.py target/release/exatom-admin
 
+# The alert and recording rules: syntax, the rendered config, and every alert's unit tests.
+.PHONY: rules
+rules:
+	$(LOCAL)/install.sh
+	promtool check rules deploy/prometheus/rules/*.yml
+	@source $(LOCAL)/common.sh && STATE=$$(mktemp -d) && render_prometheus_config $$STATE/prometheus.yml && \
+	  promtool check config $$STATE/prometheus.yml && rm -rf $$STATE
+	promtool test rules deploy/prometheus/tests/*.yml
+
 .PHONY: test
-test: lint unit integration
+test: lint rules unit integration
 
 # What a new machine meets: a fresh clone of HEAD, an empty CARGO_HOME, `make run` then
 # `make test`, each timed (deploy/local/fresh.sh; about an hour on 2 cores).

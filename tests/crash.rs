@@ -383,7 +383,7 @@ async fn clickhouse_stopped_mid_stream_the_writers_wait_and_resume_by_themselves
     let waited = poll_until(Duration::from_secs(60), || async {
         retries(
             "sessionizer",
-            "exatom_retries_total{dependency=\"clickhouse\"}",
+            "exatom_retries_total{dependency=\"clickhouse\",reason=\"unreachable\"}",
         )
         .await
             > 0.0

@@ -5,12 +5,19 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
+
+use exatom_benches::journeys::{body, Journey};
+
+#[path = "harness/prometheus.rs"]
+mod prometheus;
+pub use prometheus::Prometheus;
 
 /// The stack the tests run against, from the environment `make integration` sets.
 #[derive(Debug, Clone)]
@@ -412,17 +419,89 @@ where
     false
 }
 
-/// The value of one series on a Prometheus `/metrics` page (`name` with its labels, as
-/// printed), or 0 when the page or the series is not there.
-pub async fn metric(metrics_url: &str, series: &str) -> f64 {
+/// The sum of the series on a Prometheus `/metrics` page that `selector` picks: a name,
+/// with or without some of its labels (`name{a="x"}` sums over the other labels); 0 when
+/// the page or the series is not there.
+pub async fn metric(metrics_url: &str, selector: &str) -> f64 {
     let Ok(response) = reqwest::get(metrics_url).await else {
         return 0.0;
     };
     let text = response.text().await.unwrap_or_default();
+    let (name, wanted) = split_series(selector);
     text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0.0)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (n, labels) = split_series(series);
+            n == name && wanted.iter().all(|w| labels.contains(w))
+        })
+        .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// `name{a="x",b="y"}` → (`name`, [`a="x"`, `b="y"`]). Label values here never hold commas.
+pub fn split_series(series: &str) -> (&str, Vec<&str>) {
+    match series.split_once('{') {
+        Some((name, rest)) => (
+            name,
+            rest.trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .collect(),
+        ),
+        None => (series, Vec::new()),
+    }
+}
+
+/// Sends the journeys to the collector at `url`, `senders` at a time, each journey's
+/// batches in order; a 503 (the
+/// collector's back-pressure) is retried, anything else but 202 fails the test.
+pub async fn send_journeys(url: &str, site: &str, journeys: Vec<Journey>, senders: usize) {
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let queue = Arc::new(std::sync::Mutex::new(journeys));
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (client, queue, url, site) = (
+            client.clone(),
+            queue.clone(),
+            url.to_owned(),
+            site.to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(j) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                for events in &j.batches {
+                    let payload = body(&site, events, chrono::Utc::now());
+                    loop {
+                        let response = client
+                            .post(&url)
+                            .header("content-type", "text/plain")
+                            .header("user-agent", j.user_agent)
+                            .header("x-forwarded-for", &j.ip)
+                            .body(payload.clone())
+                            .send()
+                            .await
+                            .unwrap();
+                        match response.status().as_u16() {
+                            202 => break,
+                            503 => tokio::time::sleep(Duration::from_millis(200)).await,
+                            status => {
+                                panic!("{status}: {}", response.text().await.unwrap_or_default())
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
 
 /// A part of the test stack that an outage test switches off.

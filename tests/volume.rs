@@ -6,11 +6,12 @@
 //! were drawn to give. No timing is asserted but liveness: a restarted stage must make
 //! progress within a bound far above what it needs.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exatom_benches::journeys::{body, journey, seeded, Expected, Journey};
-use exatom_e2e::{metric, poll_until, sites_file, wait_until, Pipeline, Service, Stack};
+use exatom_benches::journeys::{journey, seeded, Expected, Journey};
+use exatom_e2e::{
+    metric, poll_until, send_journeys, sites_file, wait_until, Pipeline, Service, Stack,
+};
 
 /// Journeys of about 12.5 events: ~210 000 events.
 const JOURNEYS: u64 = 17_000;
@@ -28,56 +29,6 @@ fn settings() -> Vec<(&'static str, String)> {
         ("EXATOM_IDLE_MARGIN_MS", "1000".into()),
         ("EXATOM_RATE_BURST", "100000".into()),
     ]
-}
-
-/// Sends the journeys `SENDERS` at a time, each journey's batches in order; a 503 (the
-/// collector's back-pressure) is retried, anything else but 202 fails the test.
-async fn send(url: &str, site: &str, journeys: Vec<Journey>) {
-    let client = reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let queue = Arc::new(std::sync::Mutex::new(journeys));
-    let mut tasks = Vec::new();
-    for _ in 0..SENDERS {
-        let (client, queue, url, site) = (
-            client.clone(),
-            queue.clone(),
-            url.to_owned(),
-            site.to_owned(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let Some(j) = queue.lock().unwrap().pop() else {
-                    return;
-                };
-                for events in &j.batches {
-                    let payload = body(&site, events, chrono::Utc::now());
-                    loop {
-                        let response = client
-                            .post(&url)
-                            .header("content-type", "text/plain")
-                            .header("user-agent", j.user_agent)
-                            .header("x-forwarded-for", &j.ip)
-                            .body(payload.clone())
-                            .send()
-                            .await
-                            .unwrap();
-                        match response.status().as_u16() {
-                            202 => break,
-                            503 => tokio::time::sleep(Duration::from_millis(200)).await,
-                            status => {
-                                panic!("{status}: {}", response.text().await.unwrap_or_default())
-                            }
-                        }
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
 }
 
 async fn consumed(port: u16, topic: &str) -> f64 {
@@ -116,10 +67,10 @@ async fn two_hundred_thousand_events_are_each_counted_once_through_restarts() {
     let (first, rest) = journeys.split_at(journeys.len() * 2 / 5);
 
     let sending = Instant::now();
-    send(&url, &site, first.to_vec()).await;
+    send_journeys(&url, &site, first.to_vec(), SENDERS).await;
     // The anonymizer dies mid-stream; the rest piles up in exatom.raw behind it.
     pipeline.service("anonymizer").kill();
-    send(&url, &site, rest.to_vec()).await;
+    send_journeys(&url, &site, rest.to_vec(), SENDERS).await;
     let sent = sending.elapsed();
 
     let anonymizer_port = pipeline.admin_ports["anonymizer"];

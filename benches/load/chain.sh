@@ -17,6 +17,9 @@
 #    1 000 events of every process.
 # 4. The burst: BENCH_BURST (1 000 000) events as fast as the collector takes them over 64
 #    connections, then the time until all are in `events` and every session in the rollups.
+#    The stack's Prometheus (port 49090, the rules of deploy/prometheus) watches: the alerts
+#    that went pending, fired and resolved are printed, from the burst's start until none has
+#    been active for a minute (at most BENCH_ALERTS_WAIT, 900 s).
 # Figures go to stdout; record them in BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,6 +31,7 @@ export STACK_COLLECTOR_PORT=${STACK_COLLECTOR_PORT:-48180}
 export STACK_ANONYMIZER_PORT=${STACK_ANONYMIZER_PORT:-49202}
 export STACK_SESSIONIZER_PORT=${STACK_SESSIONIZER_PORT:-49203}
 export STACK_AGGREGATOR_PORT=${STACK_AGGREGATOR_PORT:-49204}
+export STACK_PROM_PORT=${STACK_PROM_PORT:-49090}
 RATES=${BENCH_RATES:-2000 4000 6000 8000}
 SECONDS_PER_RATE=${BENCH_SECONDS:-300}
 BURST=${BENCH_BURST:-1000000}
@@ -99,8 +103,16 @@ done
 site=${sites[$n]}
 echo "== burst: $BURST events (site $site)"
 before=$(cpu_snapshot)
+"$ROOT/benches/load/alert_timeline.py" "http://127.0.0.1:$PROM_PORT" --settle 60 >"$STATE/alerts.log" 2>&1 &
+timeline=$!
 "$BIN/chain-load" burst "$collector" "$clickhouse" "$site" "$BURST" 64
 echo "  $(cpu_per_k_events "$before" "$(cpu_snapshot)" "$BURST")"
+echo "== alerts from the burst's start (Prometheus http://127.0.0.1:$PROM_PORT, scraping every $PROM_SCRAPE_INTERVAL)"
+if ! timeout "${BENCH_ALERTS_WAIT:-900}" bash -c "while kill -0 $timeline 2>/dev/null; do sleep 1; done"; then
+  kill "$timeline" 2>/dev/null || true
+  echo "  (still active after ${BENCH_ALERTS_WAIT:-900} s)"
+fi
+sed 's/^/  /' "$STATE/alerts.log"
 
 echo "== ClickHouse alone: the burst's events rows inserted again, one RowBinary INSERT"
 ch "CREATE TABLE IF NOT EXISTS exatom.events_ceiling AS exatom.events"

@@ -11,6 +11,10 @@ COLLECTOR_PORT=${STACK_COLLECTOR_PORT:-8080}
 ANONYMIZER_PORT=${STACK_ANONYMIZER_PORT:-9102}
 SESSIONIZER_PORT=${STACK_SESSIONIZER_PORT:-9103}
 AGGREGATOR_PORT=${STACK_AGGREGATOR_PORT:-9104}
+PROM_PORT=${STACK_PROM_PORT:-9090}
+# How often Prometheus scrapes and evaluates its rules: 5 s for people, 1 s in the tests
+# (an alert's `for:` is what they wait for, not the scrapes).
+PROM_SCRAPE_INTERVAL=${STACK_PROM_SCRAPE_INTERVAL:-5s}
 BIN=${STACK_BIN:-$ROOT/target/release}
 # The broker as deploy/local/tansu/build.sh built it: beside the cargo cache, so every clone
 # of the project shares one build, and a fresh CARGO_HOME (make test-fresh) makes its own.
@@ -23,6 +27,13 @@ export EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
 mkdir -p "$STATE/logs" "$STATE/pids"
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# render_prometheus_config FILE: deploy/prometheus/prometheus.yml.in for this stack.
+render_prometheus_config() {
+  sed -e "s#@STATE@#$STATE#g" -e "s#@ROOT@#$ROOT#g" -e "s#@PROM_PORT@#$PROM_PORT#g" \
+    -e "s#@SCRAPE_INTERVAL@#$PROM_SCRAPE_INTERVAL#g" -e "s#@SCRAPE_TIMEOUT@#$PROM_SCRAPE_INTERVAL#g" \
+    "$ROOT/deploy/prometheus/prometheus.yml.in" >"$1"
+}
 
 # running NAME: true when NAME's recorded process is alive.
 running() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, once; re-running is cheap.
-#   deploy/local/install.sh          broker, ClickHouse, build tools
-#   deploy/local/install.sh test     + Prometheus, Chromium and chromedriver, chdb-core (modern ClickHouse engine)
+#   deploy/local/install.sh          broker, ClickHouse, Prometheus (and promtool), build tools
+#   deploy/local/install.sh test     + Chromium and chromedriver, chdb-core (modern ClickHouse engine)
 #   deploy/local/install.sh bench    + the collector's load tools (wrk, h2load, nginx) and a tansu
 #                                      with memory storage (benches/load/collector.sh)
 set -euo pipefail
@@ -12,8 +12,9 @@ command -v clickhouse-server >/dev/null || need_apt+=(clickhouse-server clickhou
 # The broker is built from crates with a patch applied (deploy/local/tansu/build.sh).
 command -v patch >/dev/null || need_apt+=(patch)
 command -v curl >/dev/null || need_apt+=(curl)
+# Debian's Prometheus 2.42; its package also brings promtool (the rules' tests).
+command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [[ ${1:-} == test ]]; then
-  command -v prometheus >/dev/null || need_apt+=(prometheus)
   command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
   # The browser tests drive the Debian build of Chromium over WebDriver.
   command -v chromium >/dev/null || need_apt+=(chromium)

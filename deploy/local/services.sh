@@ -21,6 +21,16 @@ up() {
     start anonymizer "$BIN/exatom-anonymizer"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$SESSIONIZER_PORT start sessionizer "$BIN/exatom-sessionizer"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$AGGREGATOR_PORT start aggregator "$BIN/exatom-aggregator"
+  # What Prometheus scrapes (file discovery: it notices the file by itself).
+  mkdir -p "$STATE/prometheus/targets"
+  cat >"$STATE/prometheus/targets/services.json" <<EOF
+[
+  {"targets": ["127.0.0.1:$COLLECTOR_PORT"], "labels": {"job": "exatom-collector"}},
+  {"targets": ["127.0.0.1:$ANONYMIZER_PORT"], "labels": {"job": "exatom-anonymizer"}},
+  {"targets": ["127.0.0.1:$SESSIONIZER_PORT"], "labels": {"job": "exatom-sessionizer"}},
+  {"targets": ["127.0.0.1:$AGGREGATOR_PORT"], "labels": {"job": "exatom-aggregator"}}
+]
+EOF
   wait_for collector 30 curl -fsS "http://127.0.0.1:$COLLECTOR_PORT/readyz"
   wait_for anonymizer 30 curl -fsS "http://127.0.0.1:$ANONYMIZER_PORT/healthz"
   wait_for sessionizer 30 curl -fsS "http://127.0.0.1:$SESSIONIZER_PORT/healthz"
@@ -31,7 +41,7 @@ case ${1:-up} in
   up) up ;;
   down) for s in "${SERVICES[@]}"; do stop "$s"; done ;;
   status)
-    for s in broker clickhouse "${SERVICES[@]}"; do
+    for s in broker clickhouse prometheus "${SERVICES[@]}"; do
       if running "$s"; then echo "$s: running (pid $(cat "$STATE/pids/$s.pid"))"; else echo "$s: stopped"; fi
     done
     ;;

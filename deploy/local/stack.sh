@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The infrastructure of the local stack: broker (tansu), ClickHouse, topics, schema.
+# The infrastructure of the local stack: broker (tansu), ClickHouse, Prometheus (with the
+# rules of deploy/prometheus), topics, schema.
 #   deploy/local/stack.sh up      start what is not running, create topics, migrate
 #   deploy/local/stack.sh down    stop the broker and ClickHouse (data kept)
 #   deploy/local/stack.sh broker-down | broker-up | clickhouse-down | clickhouse-up   (outage tests)
@@ -28,14 +29,28 @@ clickhouse_up() {
   wait_for clickhouse 60 curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping"
 }
 
+prometheus_up() {
+  mkdir -p "$STATE/prometheus"/{data,targets}
+  render_prometheus_config "$STATE/prometheus/prometheus.yml"
+  start prometheus prometheus \
+    --config.file="$STATE/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$STATE/prometheus/data" \
+    --storage.tsdb.retention.time=7d \
+    --web.listen-address="127.0.0.1:$PROM_PORT" \
+    --web.enable-lifecycle
+  wait_for prometheus 30 curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready"
+}
+
 case ${1:-up} in
   up)
     broker_up
     clickhouse_up
+    prometheus_up
     "$BIN/exatom-admin" topics >&2
     "$BIN/exatom-admin" migrate >&2
     ;;
   down)
+    stop prometheus
     stop clickhouse
     stop broker
     ;;

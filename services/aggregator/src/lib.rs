@@ -23,7 +23,7 @@ use crate::config::AggregatorConfig;
 /// Runs the aggregator until SIGTERM/SIGINT.
 pub async fn run(config: AggregatorConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
-    let registry = prometheus::Registry::new();
+    let registry = exatom_plumbing::telemetry::registry()?;
     let metrics = metrics::AggregatorMetrics::register(&registry)?;
     let startup = Startup::begin(
         registry,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use exatom_plumbing::consume::{KafkaSource, Settings};
-use exatom_plumbing::fault::Fault;
+use exatom_plumbing::fault::{Cause, Fault};
 use exatom_plumbing::kafka::{self, RAW_TOPIC};
 use exatom_plumbing::retry;
 use exatom_plumbing::startup::Startup;
@@ -31,7 +31,7 @@ use crate::config::AnonymizerConfig;
 pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
     let transactions = transactions::TransactionKeys::load(config.transaction_key_file.as_deref())?;
-    let registry = prometheus::Registry::new();
+    let registry = exatom_plumbing::telemetry::registry()?;
     let metrics = metrics::AnonymizerMetrics::register(&registry)?;
     let geo = match &config.geo_database {
         Some(path) if !path.as_os_str().is_empty() => geo::Geo::open(path).with_context(|| {
@@ -54,7 +54,7 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
     startup
         .readiness
         .set_unready("reading the salts topic's configuration from the broker");
-    retry::until_ok(
+    let verdict = retry::until_ok(
         "salts topic configuration",
         &startup.shutdown,
         startup.metrics.on_retry("kafka"),
@@ -66,13 +66,33 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
             )
             .await
             {
-                Err(salts::StartError::Unreadable(e)) => Err(Fault::Retriable(e)),
+                Err(salts::StartError::Unreadable(e)) => {
+                    Err(Fault::retriable(Cause::Unreachable, e))
+                }
                 verdict => Ok(verdict),
             }
         },
     )
-    .await??;
+    .await?;
+    if let Err(refused) = verdict {
+        metrics.salts_topic_misconfigured.set(1);
+        let fault = Fault::Deployment {
+            what: "the salts topic would keep salts past the privacy promise".into(),
+            fix: refused.to_string(),
+        };
+        return startup.stop_with(fault).await;
+    }
     let salts = salts::SaltKeeper::start(brokers, &config.salts_topic, producer.clone())?;
+    tokio::spawn(salts::watch::watch(
+        salts.clone(),
+        salts::watch::SaltsTopic {
+            brokers: brokers.clone(),
+            topic: config.salts_topic.clone(),
+            allow_long: config.allow_long_salt_retention,
+        },
+        metrics.clone(),
+        startup.shutdown.clone(),
+    ));
     let stage = stage::Anonymize::new(
         salts,
         device::Classifier::new(config.ua_cache_entries),

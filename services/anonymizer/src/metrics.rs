@@ -1,6 +1,8 @@
 //! The anonymizer's Prometheus metrics.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// What an operator watches besides every consumer's metrics (`consume::ConsumerMetrics`):
 /// throughput, where time goes, the caches' hit rates, salts and scrubbing by rule.
@@ -13,6 +15,8 @@ pub struct AnonymizerMetrics {
     pub scrub_cache: IntCounterVec,
     pub salts: IntCounterVec,
     pub scrubbed: IntCounterVec,
+    pub salt_age_seconds: Gauge,
+    pub salts_topic_misconfigured: IntGauge,
 }
 
 impl AnonymizerMetrics {
@@ -65,7 +69,20 @@ impl AnonymizerMetrics {
                 ),
                 &["rule"],
             )?,
+            salt_age_seconds: Gauge::new(
+                "exatom_anonymizer_salt_age_seconds",
+                "Age of the oldest salt held in memory: now minus the start of its day (at most 48 h by design)",
+            )?,
+            salts_topic_misconfigured: IntGauge::new(
+                "exatom_anonymizer_salts_topic_misconfigured",
+                "1 while the salts topic would keep salts past 48 h (retention.ms or cleanup.policy); read at start and every 5 minutes",
+            )?,
         };
+        for event in ["created", "forgotten"] {
+            m.salts.with_label_values(&[event]);
+        }
+        registry.register(Box::new(m.salt_age_seconds.clone()))?;
+        registry.register(Box::new(m.salts_topic_misconfigured.clone()))?;
         registry.register(Box::new(m.records_in.clone()))?;
         registry.register(Box::new(m.records_out.clone()))?;
         registry.register(Box::new(m.stage_seconds.clone()))?;

@@ -1,5 +1,6 @@
 //! The daily salts every replica agrees on: which salt belongs to which day (`book`, pure),
-//! and the reader and writer of `exatom.salts` that keeps them in memory (`keeper`).
+//! the reader and writer of `exatom.salts` that keeps them in memory (`keeper`), and what
+//! operators see of them (`watch`).
 //!
 //! All replicas write candidate salts to the single-partition topic `exatom.salts` (key =
 //! the UTC date) and read it from the start. **The salt of a day is the first record for
@@ -9,6 +10,7 @@
 
 pub mod book;
 pub mod keeper;
+pub mod watch;
 
 pub use book::{fresh_salt, in_range, record_timestamp_ms, BadSalt, OutOfRange, SaltBook};
 pub use keeper::{verify_salts_topic, SaltError, SaltKeeper, StartError, MAX_SALT_RETENTION_MS};

@@ -8,7 +8,7 @@ use exatom_core::avro::{raw_event_codec, Codec, CodecError};
 use exatom_core::model::{Device, RawEvent};
 use exatom_plumbing::consume::{Batch, Io, Offsets, Source, Stage};
 use exatom_plumbing::dead_letter::Reason;
-use exatom_plumbing::fault::Fault;
+use exatom_plumbing::fault::{Cause, Fault};
 use exatom_plumbing::retry;
 use prometheus::IntCounterVec;
 use rdkafka::message::{Message, OwnedMessage};
@@ -131,7 +131,9 @@ impl Anonymize {
                 match salts.salt_for(day, today).await {
                     Ok(found) => Ok(Ok(found)),
                     Err(SaltError::OutOfRange(e)) => Ok(Err(e)),
-                    Err(e @ SaltError::Unavailable(..)) => Err(Fault::Retriable(e.to_string())),
+                    Err(e @ SaltError::Unavailable(..)) => {
+                        Err(Fault::retriable(Cause::Unreachable, e.to_string()))
+                    }
                 }
             },
         )

@@ -26,7 +26,7 @@ use exatom_edge::sites::Registry;
 /// Runs the collector until SIGTERM/SIGINT, then drains: stops accepting, lets requests in
 /// flight finish, and flushes the producer.
 pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
-    let registry = prometheus::Registry::new();
+    let registry = exatom_plumbing::telemetry::registry()?;
     let metrics = metrics::CollectorMetrics::register(&registry)?;
     let trusted = client::parse_cidrs(&config.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("EXATOM_TRUSTED_PROXIES: {e}"))?;

@@ -74,6 +74,16 @@ impl CollectorMetrics {
                 &["result"],
             )?,
         };
+        // Series at 0 from the start: a rate over a counter that appears at its first
+        // increment misses that increment, and an alert on 503s would miss the first burst.
+        for status in [
+            "202", "204", "400", "403", "408", "413", "415", "429", "503",
+        ] {
+            m.requests.with_label_values(&["/v1/events", status]);
+        }
+        for result in ["ok", "error"] {
+            m.registry_reloads.with_label_values(&[result]);
+        }
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.events_accepted.clone()))?;
         registry.register(Box::new(m.events_rejected.clone()))?;

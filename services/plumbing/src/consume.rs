@@ -29,7 +29,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::dead_letter::DeadLetters;
-use crate::fault::{self, Fault};
+use crate::fault::{self, Cause, Fault};
 use crate::kafka;
 use crate::retry;
 use crate::telemetry::{Readiness, Shutdown};
@@ -259,8 +259,11 @@ impl ConsumerMetrics {
                 &["topic", "partition"],
             )?,
             retries: IntCounterVec::new(
-                Opts::new("exatom_retries_total", "Faults that were waited out and retried, by dependency"),
-                &["dependency"],
+                Opts::new(
+                    "exatom_retries_total",
+                    "Failed calls to a dependency that were waited out and retried (every failed ClickHouse insert or query, every failed produce, fetch or commit), by dependency and reason",
+                ),
+                &["dependency", "reason"],
             )?,
             stopped: IntGauge::new(
                 "exatom_consumer_stopped",
@@ -282,14 +285,24 @@ impl ConsumerMetrics {
         registry.register(Box::new(m.stopped.clone()))?;
         registry.register(Box::new(m.freshness.clone()))?;
         for dependency in ["kafka", "clickhouse"] {
-            m.retries.with_label_values(&[dependency]);
+            for cause in Cause::ALL {
+                m.retries.with_label_values(&[dependency, cause.as_str()]);
+            }
         }
         Ok(m)
     }
 
     /// A counter callback for [`retry::until_ok`].
-    pub fn on_retry(&self, dependency: &'static str) -> impl FnMut() + '_ {
-        move || self.retries.with_label_values(&[dependency]).inc()
+    pub fn on_retry(&self, dependency: &'static str) -> impl FnMut(&Fault) + '_ {
+        move |fault| self.retried(dependency, fault)
+    }
+
+    /// Counts a retried fault of `dependency` under its cause.
+    pub fn retried(&self, dependency: &str, fault: &Fault) {
+        let cause = fault.cause().unwrap_or(Cause::Other);
+        self.retries
+            .with_label_values(&[dependency, cause.as_str()])
+            .inc();
     }
 
     /// Observes the age of an event received by the collector at `received_at_ms`, written
@@ -372,13 +385,13 @@ pub async fn run<S: Source, T: Stage>(
             }
             Err(e) => match fault::kafka(&e) {
                 fault @ Fault::Deployment { .. } => return Err(fault),
-                Fault::Retriable(reason) => {
-                    io.metrics.retries.with_label_values(&["kafka"]).inc();
+                fault => {
+                    io.metrics.retried("kafka", &fault);
                     faults += 1;
                     if faults >= UNREADY_AFTER {
-                        readiness.set_unready(&format!("reading from the broker fails: {reason}"));
+                        readiness.set_unready(&format!("reading from the broker fails: {fault}"));
                     }
-                    tracing::warn!(error = %reason, "reading failed; retrying");
+                    tracing::warn!(error = %fault, "reading failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(retry::backoff(faults)) => {}
                         () = io.shutdown.wait() => {}
@@ -426,11 +439,11 @@ pub async fn run<S: Source, T: Stage>(
             Ok(()) => committed.extend(pending.drain()),
             Err(e) => match fault::kafka(&e) {
                 fault @ Fault::Deployment { .. } => return Err(fault),
-                Fault::Retriable(reason) => {
+                fault => {
                     // Written but not committed: a restart would write it again, which the
                     // idempotent writes absorb; the next batch's commit covers it.
-                    io.metrics.retries.with_label_values(&["kafka"]).inc();
-                    tracing::warn!(error = %reason, "commit failed; committing with the next batch");
+                    io.metrics.retried("kafka", &fault);
+                    tracing::warn!(error = %fault, "commit failed; committing with the next batch");
                 }
             },
         }

@@ -8,6 +8,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::consume::ConsumerMetrics;
 use crate::fault::{self, Fault};
 use crate::kafka::DLQ_TOPIC;
 use crate::retry;
@@ -59,6 +60,8 @@ impl Reason {
 pub struct DeadLetters {
     producer: FutureProducer,
     records: IntCounterVec,
+    /// Where a write to the DLQ that had to be retried is counted (`kafka`).
+    consumer: ConsumerMetrics,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -70,7 +73,11 @@ impl std::fmt::Debug for DeadLetters {
 impl DeadLetters {
     /// `exatom_dlq_records_total{reason}`, every reason at 0 from the start so that a rate
     /// over it is defined before the first dead letter.
-    pub fn new(producer: FutureProducer, registry: &Registry) -> prometheus::Result<Self> {
+    pub fn new(
+        producer: FutureProducer,
+        registry: &Registry,
+        consumer: ConsumerMetrics,
+    ) -> prometheus::Result<Self> {
         let records = IntCounterVec::new(
             Opts::new(
                 "exatom_dlq_records_total",
@@ -82,7 +89,11 @@ impl DeadLetters {
         for reason in Reason::ALL {
             records.with_label_values(&[reason.as_str()]);
         }
-        Ok(DeadLetters { producer, records })
+        Ok(DeadLetters {
+            producer,
+            records,
+            consumer,
+        })
     }
 
     /// Sends `source` to the DLQ and waits for the broker (retrying while it is away). The
@@ -115,7 +126,7 @@ impl DeadLetters {
         retry::until_ok(
             "exatom.dlq",
             shutdown,
-            || {},
+            self.consumer.on_retry("kafka"),
             || async {
                 let headers = OwnedHeaders::new()
                     .insert(Header {

@@ -16,20 +16,78 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 pub const MIGRATE: &str =
     "run `exatom-admin migrate` against this database, then restart the service";
 
+/// Why a fault that passes happened: the `reason` label of `exatom_retries_total`. A closed
+/// set, so that a rate per reason is cheap to keep and an alert can name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No connection: the server is down or the network between is.
+    Unreachable,
+    /// Connected, but no answer in time.
+    Timeout,
+    /// The server is there and pushes back: too many parts, memory, a full queue, a quota.
+    Overloaded,
+    /// A partition's leader or a group's coordinator moved; the client finds the new one.
+    Leadership,
+    /// A replica has not caught up with a write yet: read again.
+    NotVisibleYet,
+    /// Any other error the server answered with.
+    ServerError,
+    Other,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 7] = [
+        Cause::Unreachable,
+        Cause::Timeout,
+        Cause::Overloaded,
+        Cause::Leadership,
+        Cause::NotVisibleYet,
+        Cause::ServerError,
+        Cause::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Unreachable => "unreachable",
+            Cause::Timeout => "timeout",
+            Cause::Overloaded => "overloaded",
+            Cause::Leadership => "leadership",
+            Cause::NotVisibleYet => "not_visible_yet",
+            Cause::ServerError => "server_error",
+            Cause::Other => "other",
+        }
+    }
+}
+
 /// A failure of a dependency, classified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Fault {
     /// Away, slow or throttling: wait and try again.
-    #[error("{0}")]
-    Retriable(String),
+    #[error("{detail}")]
+    Retriable { cause: Cause, detail: String },
     /// The deployment cannot work as it is; retrying cannot help.
     #[error("{what}: {fix}")]
     Deployment { what: String, fix: String },
 }
 
 impl Fault {
+    pub fn retriable(cause: Cause, detail: impl Into<String>) -> Self {
+        Fault::Retriable {
+            cause,
+            detail: detail.into(),
+        }
+    }
+
     pub fn is_retriable(&self) -> bool {
-        matches!(self, Fault::Retriable(_))
+        matches!(self, Fault::Retriable { .. })
+    }
+
+    /// Why it can be retried; `None` for a deployment fault.
+    pub fn cause(&self) -> Option<Cause> {
+        match self {
+            Fault::Retriable { cause, .. } => Some(*cause),
+            Fault::Deployment { .. } => None,
+        }
     }
 }
 
@@ -43,6 +101,13 @@ const SCHEMA_CODES: &[(u32, &str)] = &[
     (60, "a table the service uses is missing"),
     (81, "the database does not exist"),
 ];
+
+/// ClickHouse server error codes that mean the server pushes back: too many parts, memory,
+/// too many queries at once.
+const OVERLOADED_CODES: &[u32] = &[202, 241, 252];
+
+/// ClickHouse server error codes of time limits and sockets.
+const TIMEOUT_CODES: &[u32] = &[159, 209];
 
 /// ClickHouse server error codes that mean the service's account is refused.
 const ACCESS_CODES: &[u32] = &[192, 193, 194, 497, 516];
@@ -73,11 +138,24 @@ pub fn clickhouse(error: &clickhouse::error::Error) -> Fault {
                         fix: "check EXATOM_CLICKHOUSE_USER and EXATOM_CLICKHOUSE_PASSWORD and the user's grants".to_owned(),
                     }
                 } else {
-                    Fault::Retriable(format!("ClickHouse: {}", first_line(body)))
+                    let cause = if OVERLOADED_CODES.contains(&code) {
+                        Cause::Overloaded
+                    } else if TIMEOUT_CODES.contains(&code) {
+                        Cause::Timeout
+                    } else {
+                        Cause::ServerError
+                    };
+                    Fault::retriable(cause, format!("ClickHouse: {}", first_line(body)))
                 }
             }
-            None => Fault::Retriable(format!("ClickHouse: {}", first_line(body))),
+            // No code: a proxy's or the HTTP layer's answer (502, 503).
+            None => Fault::retriable(
+                Cause::ServerError,
+                format!("ClickHouse: {}", first_line(body)),
+            ),
         },
+        E::Network(_) => Fault::retriable(Cause::Unreachable, format!("ClickHouse: {text}")),
+        E::TimedOut => Fault::retriable(Cause::Timeout, format!("ClickHouse: {text}")),
         // Rows that do not fit the table: the table is not what the service was built for.
         E::NotEnoughData | E::SchemaMismatch(_) | E::InvalidColumnsHeader(_) => Fault::Deployment {
             what: format!("ClickHouse: the rows do not match the table ({text})"),
@@ -87,7 +165,7 @@ pub fn clickhouse(error: &clickhouse::error::Error) -> Fault {
             what: format!("ClickHouse: {text}"),
             fix: "check EXATOM_CLICKHOUSE_URL".to_owned(),
         },
-        _ => Fault::Retriable(format!("ClickHouse: {text}")),
+        _ => Fault::retriable(Cause::Other, format!("ClickHouse: {text}")),
     }
 }
 
@@ -113,7 +191,31 @@ pub fn kafka(error: &KafkaError) -> Fault {
         Some(C::InvalidConfig | C::InvalidArgument) => {
             deployment("check the Kafka settings (EXATOM_KAFKA_BROKERS)")
         }
-        _ => Fault::Retriable(format!("Kafka: {error}")),
+        Some(
+            C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::NetworkException
+            | C::Resolve
+            | C::BrokerNotAvailable,
+        ) => Fault::retriable(Cause::Unreachable, format!("Kafka: {error}")),
+        Some(C::MessageTimedOut | C::RequestTimedOut | C::OperationTimedOut) => {
+            Fault::retriable(Cause::Timeout, format!("Kafka: {error}"))
+        }
+        Some(C::QueueFull | C::ThrottlingQuotaExceeded) => {
+            Fault::retriable(Cause::Overloaded, format!("Kafka: {error}"))
+        }
+        Some(
+            C::NotLeaderForPartition
+            | C::LeaderNotAvailable
+            | C::NotCoordinator
+            | C::CoordinatorNotAvailable
+            | C::CoordinatorLoadInProgress
+            | C::RebalanceInProgress
+            | C::FencedLeaderEpoch
+            | C::UnknownLeaderEpoch,
+        ) => Fault::retriable(Cause::Leadership, format!("Kafka: {error}")),
+        Some(_) => Fault::retriable(Cause::ServerError, format!("Kafka: {error}")),
+        None => Fault::retriable(Cause::Other, format!("Kafka: {error}")),
     }
 }
 
@@ -168,6 +270,26 @@ mod tests {
         ] {
             assert!(clickhouse(&e).is_retriable(), "{e}");
         }
+        let cause = |e: E| clickhouse(&e).cause();
+        assert_eq!(cause(E::TimedOut), Some(Cause::Timeout));
+        assert_eq!(
+            cause(E::Network("refused".into())),
+            Some(Cause::Unreachable)
+        );
+        assert_eq!(
+            cause(E::BadResponse(
+                "Code: 252. DB::Exception: Too many parts".into()
+            )),
+            Some(Cause::Overloaded)
+        );
+        assert_eq!(
+            cause(E::BadResponse("Code: 999. DB::Exception: Keeper".into())),
+            Some(Cause::ServerError)
+        );
+        assert_eq!(
+            cause(E::BadResponse("502 Bad Gateway".into())),
+            Some(Cause::ServerError)
+        );
     }
 
     #[test]
@@ -185,7 +307,31 @@ mod tests {
             RDKafkaErrorCode::BrokerTransportFailure
         ))
         .is_retriable());
-        assert!(kafka(&KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)).is_retriable());
+        assert_eq!(
+            kafka(&KafkaError::MessageConsumption(
+                RDKafkaErrorCode::AllBrokersDown
+            ))
+            .cause(),
+            Some(Cause::Unreachable)
+        );
+        assert_eq!(
+            kafka(&KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)).cause(),
+            Some(Cause::Overloaded)
+        );
+        assert_eq!(
+            kafka(&KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut
+            ))
+            .cause(),
+            Some(Cause::Timeout)
+        );
+        assert_eq!(
+            kafka(&KafkaError::MessageConsumption(
+                RDKafkaErrorCode::NotCoordinator
+            ))
+            .cause(),
+            Some(Cause::Leadership)
+        );
         assert!(kafka(&KafkaError::MessageProduction(
             RDKafkaErrorCode::RequestTimedOut
         ))

@@ -19,7 +19,7 @@ pub fn backoff(attempt: u32) -> Duration {
 pub async fn until_ok<T, F, Fut>(
     what: &str,
     shutdown: &Shutdown,
-    mut on_retry: impl FnMut(),
+    mut on_retry: impl FnMut(&Fault),
     mut attempt: F,
 ) -> Result<T, Fault>
 where
@@ -33,7 +33,7 @@ where
             Err(fault @ Fault::Deployment { .. }) => return Err(fault),
             Err(fault) if shutdown.is_triggered() => return Err(fault),
             Err(fault) => {
-                on_retry();
+                on_retry(&fault);
                 let wait = backoff(tries);
                 tracing::warn!(target_name = what, error = %fault, retry_in_ms = wait.as_millis() as u64, "failed; retrying");
                 tries += 1;
@@ -49,6 +49,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::Cause;
 
     #[test]
     fn backoff_doubles_from_100_ms_to_at_most_10_s() {
@@ -67,13 +68,13 @@ mod tests {
         let value = until_ok(
             "test",
             &shutdown,
-            || retries += 1,
+            |_: &Fault| retries += 1,
             || {
                 calls += 1;
                 let n = calls;
                 async move {
                     if n < 3 {
-                        Err(Fault::Retriable("away".into()))
+                        Err(Fault::retriable(Cause::Unreachable, "away"))
                     } else {
                         Ok(n)
                     }
@@ -88,7 +89,7 @@ mod tests {
         let fault = until_ok(
             "test",
             &shutdown,
-            || {},
+            |_: &Fault| {},
             || {
                 calls += 1;
                 async {

@@ -40,7 +40,7 @@ impl Startup {
     ) -> anyhow::Result<Self> {
         let metrics = ConsumerMetrics::register(&registry)?;
         let probe_client = dead_letter_producer.clone();
-        let dead_letters = DeadLetters::new(dead_letter_producer, &registry)?;
+        let dead_letters = DeadLetters::new(dead_letter_producer, &registry, metrics.clone())?;
         let shutdown = Shutdown::on_signals();
         let readiness = Readiness::default();
         readiness.set_unready("starting");

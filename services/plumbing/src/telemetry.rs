@@ -25,6 +25,17 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// A service's metrics registry, holding the process's own figures from the start
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`, open file descriptors):
+/// the resource use the SRE dashboard shows per service.
+pub fn registry() -> prometheus::Result<Registry> {
+    let registry = Registry::new();
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    Ok(registry)
+}
+
 /// Whether a service takes work, and if not, why: `/readyz` answers 503 with the reason.
 ///
 /// Two conditions, kept apart so that neither clears the other: the service's own state

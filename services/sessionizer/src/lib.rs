@@ -23,7 +23,7 @@ use crate::config::SessionizerConfig;
 /// Runs the sessionizer until SIGTERM/SIGINT.
 pub async fn run(config: SessionizerConfig) -> anyhow::Result<()> {
     let brokers = &config.endpoints.kafka_brokers;
-    let registry = prometheus::Registry::new();
+    let registry = exatom_plumbing::telemetry::registry()?;
     let metrics = metrics::SessionizerMetrics::register(&registry)?;
     let producer = kafka::producer(brokers, 100_000)?;
     let startup = Startup::begin(registry, config.admin_listen, producer.clone()).await?;

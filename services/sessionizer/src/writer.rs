@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use exatom_core::model::Session;
-use exatom_plumbing::fault::{self, Fault};
+use exatom_plumbing::fault::{self, Cause, Fault};
 use exatom_plumbing::kafka::SESSIONS_TOPIC;
 use exatom_plumbing::warehouse::Warehouse;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -57,7 +57,7 @@ impl WriteError {
                 fix: "deploy a sessionizer built with the schemas of this pipeline".into(),
             },
             // A replica of ClickHouse that has not caught up: read again.
-            WriteError::Missing(e) => Fault::Retriable(e.to_string()),
+            WriteError::Missing(e) => Fault::retriable(Cause::NotVisibleYet, e.to_string()),
         }
     }
 }

@@ -191,6 +191,11 @@ impl SaltKeeper {
         ))
     }
 
+    /// The day of the oldest salt held.
+    pub fn oldest_day(&self) -> Option<NaiveDate> {
+        self.book.lock().ok().and_then(|b| b.days().next().copied())
+    }
+
     /// Forgets salts older than yesterday: the topic deletes them too. Returns how many.
     pub fn forget_expired(&self, today: NaiveDate) -> usize {
         self.book

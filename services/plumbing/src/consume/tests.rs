@@ -148,10 +148,11 @@ impl World {
             .set("bootstrap.servers", "127.0.0.1:1")
             .create()
             .unwrap();
+        let metrics = ConsumerMetrics::register(&registry).unwrap();
         World {
             shutdown: Shutdown::default(),
-            metrics: ConsumerMetrics::register(&registry).unwrap(),
-            dead_letters: DeadLetters::new(producer, &registry).unwrap(),
+            dead_letters: DeadLetters::new(producer, &registry, metrics.clone()).unwrap(),
+            metrics,
             readiness: Readiness::default(),
             lag_every: Duration::from_secs(10),
         }
@@ -237,7 +238,14 @@ async fn a_failed_commit_is_made_with_the_next_batch() {
     let mut stage = Answers(VecDeque::new(), Vec::new());
     world.run(&source, &mut stage).await.unwrap();
     assert_eq!(source.commits(), [offsets(&[(0, 1), (1, 5)])]);
-    assert_eq!(world.metrics.retries.with_label_values(&["kafka"]).get(), 1);
+    assert_eq!(
+        world
+            .metrics
+            .retries
+            .with_label_values(&["kafka", "timeout"])
+            .get(),
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -262,7 +270,14 @@ async fn a_broker_away_is_waited_out_and_readyz_says_so_meanwhile() {
         "{}",
         world.readiness.reason()
     );
-    assert_eq!(world.metrics.retries.with_label_values(&["kafka"]).get(), 4);
+    assert_eq!(
+        world
+            .metrics
+            .retries
+            .with_label_values(&["kafka", "unreachable"])
+            .get(),
+        4
+    );
     assert_eq!(stage.1, Vec::<usize>::new(), "nothing reached the stage");
 }
 
