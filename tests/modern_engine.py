@@ -1,8 +1,10 @@
 """The ClickHouse DDL as a modern server gets it, run on the real modern engine (chdb-core,
-in-process): every statement is accepted, every view answers, on every table (rollups too)
-a row 100 days old is gone after a merge while a fresh one stays, and the aggregator's
-rollup recomputations and the query pack give the expected figures — the same after a
-second recomputation, as after a session delivered twice.
+in-process): every statement is accepted, every view answers; on every table of event data
+a row 100 days old is gone after a merge while a fresh one stays, and on every table of
+reporting data a row 400 days old stays (no TTL); a site's rows leave every table with the
+deletion `exatom-admin delete-site` runs; and the aggregator's rollup recomputations and the
+query pack give the expected figures — the same after a second recomputation, as after a
+session delivered twice.
 
 usage: modern_engine.py path/to/exatom-admin
 """
@@ -95,6 +97,8 @@ def main() -> int:
     admin = sys.argv[1]
     ddl = subprocess.run([admin, "render-ddl", "modern"], check=True, capture_output=True, text=True).stdout
     statements = [s.strip().rstrip(";") for s in ddl.split(";\n") if s.strip()]
+    classes = subprocess.run([admin, "retention-classes"], check=True, capture_output=True, text=True).stdout
+    class_of = dict(reversed(line.split("\t")) for line in classes.splitlines())
     with tempfile.TemporaryDirectory() as path:
         db = session.Session(path)
         db.query("CREATE DATABASE IF NOT EXISTS exatom")
@@ -116,17 +120,32 @@ def main() -> int:
         ]
         assert tables and views, (tables, views)
         failures = []
-        for table in tables:
+        # The ledger is made by `exatom-admin migrate`, not by the rendered DDL.
+        classified = sorted(t for t in class_of if t != "schema_migrations")
+        if sorted(tables) != classified:
+            failures.append(f"tables {sorted(tables)} != classified {classified}")
+        data_tables = [t for t in tables if class_of.get(t) in ("event_data", "reporting_data")]
+        for table in data_tables:
             ttl = str(db.query(f"SELECT engine_full FROM system.tables WHERE database='exatom' AND name='{table}'", "CSV"))
-            if "TTL day + toIntervalDay(90)" not in ttl:
-                failures.append(f"{table}: no 90-day TTL")
+            kept = class_of[table] == "reporting_data"
+            if kept == ("TTL" in ttl):
+                failures.append(f"{table} ({class_of[table]}): TTL {'present' if kept else 'missing'}: {ttl}")
                 continue
-            db.query(f"INSERT INTO exatom.{table} (day) VALUES (today() - 100), (today())")
+            db.query(f"INSERT INTO exatom.{table} (site, day) VALUES ('A', today() - 400), ('A', today() - 100), ('A', today())")
             db.query(f"OPTIMIZE TABLE exatom.{table} FINAL")
-            left = str(db.query(f"SELECT toString(groupArray(day)) FROM exatom.{table}", "CSV")).strip()
-            today = str(db.query("SELECT toString([today()])", "CSV")).strip()
-            if left != today:
-                failures.append(f"{table}: after a merge holds {left}, expected {today}")
+            left = str(db.query(f"SELECT toString(groupArray(day)) FROM (SELECT day FROM exatom.{table} ORDER BY day)", "CSV")).strip()
+            expected = "today() - 400, today() - 100, today()" if kept else "today()"
+            want = str(db.query(f"SELECT toString([{expected}])", "CSV")).strip()
+            if left != want:
+                failures.append(f"{table}: after a merge holds {left}, expected {want}")
+        # A site leaves: the statement `exatom-admin delete-site` runs on every data table.
+        for table in data_tables:
+            db.query(f"INSERT INTO exatom.{table} (site, day) VALUES ('GONE', today()), ('STAYS', today())")
+            db.query(f"ALTER TABLE exatom.{table} DELETE WHERE site = 'GONE' SETTINGS mutations_sync = 1")
+            left = rows(db, f"SELECT groupArray(site) FROM exatom.{table} WHERE site IN ('GONE', 'STAYS')")
+            if left != "['STAYS']":
+                failures.append(f"{table}: after deleting site GONE holds {left}")
+            db.query(f"ALTER TABLE exatom.{table} DELETE WHERE site IN ('STAYS', 'A') SETTINGS mutations_sync = 1")
         for view in views:
             db.query(f"SELECT * FROM exatom.{view} LIMIT 1")
         failures += rollups_and_query_pack(db)
@@ -134,9 +153,9 @@ def main() -> int:
     if failures:
         print("modern engine: FAILED\n" + "\n".join(failures))
         return 1
-    print(f"modern engine: {len(tables)} tables expire 100-day-old rows, {len(views)} views answer, "
-          "rollups and query pack give the expected figures twice")
-    print(f"{len(tables) + 2} passed, 0 failed")
+    print(f"modern engine: {len(data_tables)} tables keep their retention class and lose a deleted site's "
+          f"rows, {len(views)} views answer, rollups and query pack give the expected figures twice")
+    print(f"{2 * len(data_tables) + 3} passed, 0 failed")
     return 0
 
 

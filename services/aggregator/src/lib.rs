@@ -14,6 +14,7 @@ pub mod writer;
 use std::time::Duration;
 
 use exatom_plumbing::consume::{KafkaSource, Settings};
+use exatom_plumbing::deleted_sites::DeletedSites;
 use exatom_plumbing::kafka::{self, SESSIONS_TOPIC};
 use exatom_plumbing::startup::Startup;
 use exatom_plumbing::warehouse::Warehouse;
@@ -40,7 +41,8 @@ pub async fn run(config: AggregatorConfig) -> anyhow::Result<()> {
         metrics.clone(),
         config.retention_interval_s,
     );
-    let stage = stage::Aggregate::new(writer::Writer { warehouse }, metrics);
+    let deleted = DeletedSites::follow(warehouse.clone(), startup.shutdown.clone()).await;
+    let stage = stage::Aggregate::new(writer::Writer { warehouse }, metrics, deleted);
     let settings = Settings {
         topics: vec![SESSIONS_TOPIC],
         batch_max: config.batch_max,

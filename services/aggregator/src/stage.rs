@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use exatom_core::avro::{session_codec, Codec};
 use exatom_core::model::Session;
-use exatom_plumbing::consume::{Batch, Io, Offsets, Source, Stage};
+use exatom_plumbing::consume::{Batch, Io, Offsets, Source, Stage, SITE_DELETED};
 use exatom_plumbing::dead_letter::Reason;
+use exatom_plumbing::deleted_sites::DeletedSites;
 use exatom_plumbing::fault::{self, Fault};
 use exatom_plumbing::retry;
 use rdkafka::message::Message;
@@ -22,14 +23,17 @@ pub struct Aggregate {
     pub writer: Writer,
     pub metrics: AggregatorMetrics,
     codec: Codec<Session>,
+    /// Sites that left: their sessions are dropped.
+    deleted: DeletedSites,
 }
 
 impl Aggregate {
-    pub fn new(writer: Writer, metrics: AggregatorMetrics) -> Self {
+    pub fn new(writer: Writer, metrics: AggregatorMetrics, deleted: DeletedSites) -> Self {
         Aggregate {
             writer,
             metrics,
             codec: session_codec(),
+            deleted,
         }
     }
 }
@@ -45,6 +49,9 @@ impl Stage for Aggregate {
         let mut newest = Vec::with_capacity(batch.messages.len());
         for message in &batch.messages {
             match self.codec.decode(message.payload().unwrap_or_default()) {
+                Ok(session) if self.deleted.contains(&session.site) => {
+                    io.metrics.dropped.with_label_values(&[SITE_DELETED]).inc();
+                }
                 Ok(session) => {
                     self.metrics.sessions_in.inc();
                     newest.push(message.timestamp().to_millis().unwrap_or(session.ended_ms));

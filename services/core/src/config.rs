@@ -46,7 +46,7 @@ pub const SETTINGS: &[Setting] = settings![
     "clickhouse_user": ALL,
     "clickhouse_password": ALL,
     "listen": &["collector"],
-    "sites_file": &["collector"],
+    "sites_file": &["collector", "admin"],
     "trusted_proxies": &["collector"],
     "rate_per_second": &["collector"],
     "rate_burst": &["collector"],

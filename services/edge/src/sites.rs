@@ -75,6 +75,55 @@ impl Registry {
     }
 }
 
+/// The registry's text without site `code`, its comments and other sites as they were, or
+/// `None` when it has no such site. The result is checked to be a valid registry.
+pub fn without_site(text: &str, code: &str) -> Result<Option<String>, String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    let Some(sites) = doc.get_mut("sites").and_then(|s| s.as_table_like_mut()) else {
+        return Ok(None);
+    };
+    let Some(removed) = sites.remove(code) else {
+        return Ok(None);
+    };
+    // The comment lines right above a site's header go with it; a block before them, apart
+    // by a blank line, is the file's own header when the site came first: it stays.
+    let prefix = removed
+        .as_table()
+        .and_then(|t| t.decor().prefix())
+        .and_then(|p| p.as_str())
+        .unwrap_or_default();
+    let position = |item: &toml_edit::Item| item.as_table().and_then(|t| t.position());
+    let first = sites
+        .iter()
+        .filter_map(|(_, i)| position(i))
+        .min()
+        .is_none_or(|other| position(&removed).is_some_and(|own| own < other));
+    let header = match prefix.rfind("\n\n") {
+        Some(end) if first => &prefix[..end + 2],
+        _ => "",
+    };
+    let out = format!("{header}{doc}");
+    Registry::parse(&out)?;
+    Ok(Some(out))
+}
+
+/// Takes site `code` out of the registry file at `path` (written beside it, then renamed
+/// over it, so a collector never reads half a file). Returns whether it was there.
+pub fn remove_site(path: &Path, code: &str) -> Result<bool, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read site registry {}: {e}", path.display()))?;
+    let Some(out) =
+        without_site(&text, code).map_err(|e| format!("site registry {}: {e}", path.display()))?
+    else {
+        return Ok(false);
+    };
+    let partial = path.with_extension("toml.part");
+    std::fs::write(&partial, out)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| format!("cannot write site registry {}: {e}", path.display()))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +149,30 @@ conversion_tags = ["DEMO1"]
         );
         assert!(r.any_site_allows("http://127.0.0.1:8080"));
         assert!(!r.any_site_allows("http://127.0.0.1:9999"));
+    }
+
+    #[test]
+    fn a_removed_site_leaves_the_others_and_the_comments_as_they_were() {
+        let text = format!("# who may send\n{DEMO}\n# the shop\n[sites.SHOP]\norigins = []\n");
+        let out = without_site(&text, "DEMO").unwrap().unwrap();
+        let registry = Registry::parse(&out).unwrap();
+        assert_eq!(registry.sites.keys().collect::<Vec<_>>(), ["SHOP"]);
+        assert!(
+            out.contains("# who may send") && out.contains("# the shop"),
+            "{out}"
+        );
+        assert_eq!(without_site(&out, "DEMO"), Ok(None), "gone already");
+        let shop_gone = without_site(&text, "SHOP").unwrap().unwrap();
+        assert_eq!(
+            shop_gone.matches("# who may send").count(),
+            1,
+            "{shop_gone}"
+        );
+        assert!(shop_gone.contains("[sites.DEMO]") && !shop_gone.contains("SHOP"));
+        let last = without_site(&out, "SHOP").unwrap().unwrap();
+        assert!(last.starts_with("# who may send\n"), "{last}");
+        assert_eq!(without_site("", "DEMO"), Ok(None));
+        assert!(without_site("[sites", "DEMO").is_err());
     }
 
     #[test]

@@ -225,10 +225,15 @@ pub struct ConsumerMetrics {
     pub retries: IntCounterVec,
     /// 1 once a deployment fault stopped the loop.
     pub stopped: IntGauge,
+    /// Records left out on purpose, by reason (`site_deleted`: a site that left).
+    pub dropped: IntCounterVec,
     /// Age of what a stage just wrote: now − the collector's `received_at` of its newest
     /// event, by where it was written (`exatom.anon`, `events`, `exatom.sessions`, `rollups`).
     pub freshness: HistogramVec,
 }
+
+/// The `reason` of `exatom_records_dropped_total` for a record of a deleted site.
+pub const SITE_DELETED: &str = "site_deleted";
 
 /// Buckets of `exatom_freshness_seconds`: from a healthy chain's fraction of a second to a
 /// session that waited out its 30 minutes and 5 of lateness.
@@ -269,6 +274,13 @@ impl ConsumerMetrics {
                 "exatom_consumer_stopped",
                 "1 once a fault that retrying cannot mend stopped the consume loop (see /readyz)",
             )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "exatom_records_dropped_total",
+                    "Records left out on purpose, by reason (site_deleted: the site left, exatom-admin delete-site)",
+                ),
+                &["reason"],
+            )?,
             freshness: HistogramVec::new(
                 HistogramOpts::new(
                     "exatom_freshness_seconds",
@@ -283,6 +295,8 @@ impl ConsumerMetrics {
         registry.register(Box::new(m.lag_seconds.clone()))?;
         registry.register(Box::new(m.retries.clone()))?;
         registry.register(Box::new(m.stopped.clone()))?;
+        registry.register(Box::new(m.dropped.clone()))?;
+        m.dropped.with_label_values(&[SITE_DELETED]);
         registry.register(Box::new(m.freshness.clone()))?;
         for dependency in ["kafka", "clickhouse"] {
             for cause in Cause::ALL {

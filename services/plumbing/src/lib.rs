@@ -5,6 +5,7 @@
 
 pub mod consume;
 pub mod dead_letter;
+pub mod deleted_sites;
 pub mod fault;
 pub mod kafka;
 pub mod retention;

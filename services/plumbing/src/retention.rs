@@ -1,5 +1,13 @@
-//! The 90-day retention on servers without `TTL` (the packaged 18.16): old partitions are
-//! dropped whole, and the month that straddles the cutoff loses its older days.
+//! Two retention classes (README, "Retention"), and the 90-day retention on servers without
+//! `TTL` (the packaged 18.16): old partitions of event data are dropped whole, and the month
+//! that straddles the cutoff loses its older days.
+//!
+//! **Event data** — every row with a visitor, a session, or a visitor's segment (device
+//! class, country, browser) in it — is kept 90 days. **Reporting data** — daily figures per
+//! site, form and field, with none of those in them — is kept while the site is a customer
+//! and removed with it (`exatom-admin delete-site`). Segment rollups are event data: a
+//! segment of a handful of sessions on one day could single out a visitor to someone who
+//! knows their country and browser, so segments are not kept past the 90 days.
 //!
 //! Every table is partitioned by its `day` column, by day (event and session tables) or by
 //! month (`toYYYYMM(day)`, the dashboard rollups: a year of one form then opens 12 parts, not
@@ -8,6 +16,27 @@
 use chrono::{Datelike, NaiveDate};
 
 use crate::warehouse::{Warehouse, RETENTION_DAYS};
+
+/// Event data: kept 90 days (TTL on modern servers, the retention task on 18.16).
+pub const EVENT_DATA: &[&str] = &[
+    "events",
+    "sessions",
+    "form_sessions",
+    "field_interactions",
+    "conversions",
+    "tooltip_events",
+    "form_segment_daily",
+    "field_segment_daily",
+    "conversion_segment_daily",
+    "tooltips_daily",
+];
+
+/// Reporting data: kept while the site is a customer.
+pub const REPORTING_DATA: &[&str] = &["form_daily", "field_daily", "conversions_daily"];
+
+/// The pipeline's own bookkeeping: the migration ledger and the deleted sites' marks (a site
+/// code and a time, nothing of the site's data).
+pub const BOOKKEEPING: &[&str] = &["schema_migrations", "deleted_sites"];
 
 /// What the retention task does with one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +84,8 @@ pub struct Report {
 }
 
 impl Warehouse {
-    /// Applies the retention on servers without `TTL`; a no-op on modern servers. Safe to run
+    /// Applies the retention to event data on servers without `TTL`; a no-op on modern
+    /// servers. Reporting data and bookkeeping are never touched. Safe to run
     /// in every replica at once: dropping a partition that is gone does nothing, and a month
     /// whose deletion is still running is not asked again.
     pub async fn enforce_retention(
@@ -71,8 +101,9 @@ impl Warehouse {
             .client
             .query(
                 "SELECT DISTINCT table, partition FROM system.parts \
-                 WHERE database = currentDatabase() AND active AND table != 'schema_migrations'",
+                 WHERE database = currentDatabase() AND active AND has(?, table)",
             )
+            .bind(EVENT_DATA)
             .fetch_all()
             .await?;
         for (table, partition) in parts {

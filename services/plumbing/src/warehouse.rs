@@ -2,10 +2,10 @@
 //! project's versioned migrations.
 //!
 //! The packaged local server (18.16) has no `TTL` and no `LowCardinality` by default; modern
-//! servers have both. Migrations are written once with two placeholders, rendered per server:
-//! `{lc}` becomes `LowCardinality(String)` or `String`, and `{ttl:EXPR}` becomes
+//! servers have both. Migrations are written once with placeholders, rendered per server:
+//! `{lc}` becomes `LowCardinality(String)` or `String`, `{ttl:EXPR}` becomes
 //! `TTL EXPR + INTERVAL 90 DAY` or nothing (the retention task, `retention.rs`, removes old
-//! rows instead).
+//! rows instead), and `{remove_ttl:TABLE}` becomes `ALTER TABLE TABLE REMOVE TTL` or nothing.
 
 use std::sync::OnceLock;
 
@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_event_value_presence"),
     migration!(5, "0005_monthly_rollup_partitions"),
     migration!(6, "0006_events_by_visitor"),
+    migration!(7, "0007_reporting_data_kept"),
 ];
 
 /// What the server can do, read from `SELECT version()`.
@@ -76,15 +77,20 @@ impl ServerVersion {
 /// Renders one migration's SQL for a server, and splits it into statements.
 pub fn render(sql: &str, version: ServerVersion) -> Vec<String> {
     static TTL: OnceLock<Regex> = OnceLock::new();
+    static REMOVE_TTL: OnceLock<Regex> = OnceLock::new();
     let ttl = TTL.get_or_init(|| Regex::new(r"\{ttl:([^}]+)\}").expect("valid regex"));
-    let with_ttl = if version.has_ttl() {
-        ttl.replace_all(
-            sql,
-            format!("TTL $1 + INTERVAL {RETENTION_DAYS} DAY").as_str(),
+    let remove_ttl =
+        REMOVE_TTL.get_or_init(|| Regex::new(r"\{remove_ttl:([a-z_]+)\}").expect("valid regex"));
+    let (with_ttl, without_ttl) = if version.has_ttl() {
+        (
+            format!("TTL $1 + INTERVAL {RETENTION_DAYS} DAY"),
+            "ALTER TABLE $1 REMOVE TTL",
         )
     } else {
-        ttl.replace_all(sql, "")
+        (String::new(), "")
     };
+    let with_ttl = ttl.replace_all(sql, with_ttl.as_str());
+    let with_ttl = remove_ttl.replace_all(&with_ttl, without_ttl);
     let lc = if version.has_ttl() {
         "LowCardinality(String)"
     } else {
@@ -317,19 +323,120 @@ mod tests {
         assert_eq!(ServerVersion::parse("banana"), None);
     }
 
+    /// The table a `CREATE TABLE` statement makes, and whether it has a TTL.
+    fn created(statement: &str) -> Option<(&str, bool)> {
+        let rest = statement.strip_prefix("CREATE TABLE ")?;
+        let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+        let name = rest.split([' ', '(', '\n']).next()?;
+        Some((name, statement.contains("TTL day + INTERVAL 90 DAY")))
+    }
+
     #[test]
-    fn every_table_keeps_rows_ninety_days_on_modern_servers() {
+    fn event_data_keeps_ninety_days_and_reporting_data_has_no_ttl_on_modern_servers() {
+        use crate::retention::{BOOKKEEPING, EVENT_DATA, REPORTING_DATA};
+        // The TTL each table ends with, after every migration (twins renamed into place
+        // carry their name's TTL: `form_daily_by_month` is `form_daily`).
+        let mut ttl: std::collections::BTreeMap<String, bool> = Default::default();
         for migration in MIGRATIONS {
             for statement in render(migration.sql, NEW) {
-                let is_table = statement.contains("MergeTree");
-                if is_table {
-                    assert!(
-                        statement.contains("TTL") && statement.contains("INTERVAL 90 DAY"),
-                        "{}: table without TTL:\n{statement}",
-                        migration.name
-                    );
+                assert!(
+                    !statement.contains("{lc}")
+                        && !statement.contains("{ttl")
+                        && !statement.contains("{remove_ttl"),
+                    "{statement}"
+                );
+                if let Some((name, has_ttl)) = created(&statement) {
+                    let name = name
+                        .trim_end_matches("_by_month")
+                        .trim_end_matches("_by_visitor");
+                    ttl.insert(name.to_owned(), has_ttl);
                 }
-                assert!(!statement.contains("{lc}") && !statement.contains("{ttl"));
+                if let Some(rest) = statement.strip_prefix("ALTER TABLE ") {
+                    if let Some(name) = rest.strip_suffix(" REMOVE TTL") {
+                        ttl.insert(name.to_owned(), false);
+                    }
+                }
+            }
+        }
+        for table in EVENT_DATA {
+            assert_eq!(
+                ttl.get(*table),
+                Some(&true),
+                "{table}: event data keeps 90 days"
+            );
+        }
+        for table in REPORTING_DATA.iter().chain(BOOKKEEPING) {
+            if *table != "schema_migrations" {
+                assert_eq!(
+                    ttl.get(*table),
+                    Some(&false),
+                    "{table}: kept without a limit"
+                );
+            }
+        }
+        // Every table a migration makes is in one class.
+        for table in ttl.keys() {
+            let classes = [EVENT_DATA, REPORTING_DATA, BOOKKEEPING]
+                .iter()
+                .filter(|c| c.contains(&table.as_str()))
+                .count();
+            assert_eq!(classes, 1, "{table} is in {classes} retention classes");
+        }
+    }
+
+    #[test]
+    fn reporting_data_holds_no_visitor_session_segment_or_text() {
+        // The columns a row kept for years may have: keys the site defined (forms and
+        // fields, scrubbed by the anonymizer) and figures.
+        let allowed = [
+            "site",
+            "day",
+            "form_key",
+            "field_key",
+            "views",
+            "starts",
+            "submits",
+            "conversions",
+            "duration_pairs",
+            "duration_to_conversion_ms",
+            "start_hesitation",
+            "interactions",
+            "abandons",
+            "time_spent_ms",
+            "hesitation",
+            "returns",
+            "corrections",
+            "errors",
+            "revenue",
+            "version",
+            "page_abandons",
+            "initial_abandons",
+            "field_order",
+        ];
+        // Every definition of each table; a twin renamed into place (`CREATE TABLE x AS y`)
+        // has the columns of the definition before it, so the last with a column list counts.
+        let mut defined: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for migration in MIGRATIONS {
+            for statement in render(migration.sql, OLD) {
+                if let Some((name, _)) = created(&statement) {
+                    let name = name.trim_end_matches("_by_month").to_owned();
+                    defined.entry(name).or_default().push(statement);
+                }
+            }
+        }
+        for table in crate::retention::REPORTING_DATA {
+            let statement = defined[*table]
+                .iter()
+                .rev()
+                .find(|s| s.contains("(\n"))
+                .expect("a definition with columns");
+            let open = statement.find("(\n").unwrap();
+            let body = &statement[open + 2..statement.find(") ENGINE").unwrap()];
+            for column in body.lines().filter_map(|l| l.split_whitespace().next()) {
+                assert!(
+                    allowed.contains(&column),
+                    "{table}.{column} in reporting data"
+                );
             }
         }
     }
@@ -340,7 +447,9 @@ mod tests {
             for statement in render(migration.sql, OLD) {
                 assert!(!statement.contains("TTL"), "{statement}");
                 assert!(!statement.contains("LowCardinality"), "{statement}");
-                if statement.contains("MergeTree") {
+                let bookkeeping = created(&statement)
+                    .is_some_and(|(name, _)| crate::retention::BOOKKEEPING.contains(&name));
+                if statement.contains("MergeTree") && !bookkeeping {
                     assert!(
                         statement.contains("PARTITION BY day\n")
                             || statement.contains("PARTITION BY toYYYYMM(day)\n"),

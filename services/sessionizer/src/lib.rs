@@ -14,6 +14,7 @@ pub mod writer;
 use std::time::Duration;
 
 use exatom_plumbing::consume::{KafkaSource, Settings};
+use exatom_plumbing::deleted_sites::DeletedSites;
 use exatom_plumbing::kafka::{self, ANON_TOPIC};
 use exatom_plumbing::startup::Startup;
 use rdkafka::config::ClientConfig;
@@ -37,6 +38,7 @@ pub async fn run(config: SessionizerConfig) -> anyhow::Result<()> {
         cfg.set("enable.partition.eof", "true");
         kafka::consumer_with(brokers, &config.group_id, cfg)?
     };
+    let deleted = DeletedSites::follow(warehouse.clone(), startup.shutdown.clone()).await;
     let stage = stage::Sessionize::new(
         writer::Writer {
             warehouse,
@@ -47,7 +49,8 @@ pub async fn run(config: SessionizerConfig) -> anyhow::Result<()> {
         config.lateness_ms,
         config.idle_margin_ms,
         config.max_open_sessions,
-    );
+    )
+    .dropping(deleted);
     let settings = Settings {
         topics: vec![ANON_TOPIC],
         batch_max: config.batch_max,

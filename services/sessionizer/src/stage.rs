@@ -16,8 +16,9 @@ use std::collections::{HashMap, HashSet};
 
 use exatom_core::avro::{anon_event_codec, Codec};
 use exatom_core::model::{AnonEvent, Session};
-use exatom_plumbing::consume::{Batch, Io, Offsets, Source, Stage};
+use exatom_plumbing::consume::{Batch, Io, Offsets, Source, Stage, SITE_DELETED};
 use exatom_plumbing::dead_letter::Reason;
+use exatom_plumbing::deleted_sites::DeletedSites;
 use exatom_plumbing::fault::Fault;
 use exatom_plumbing::kafka::{ANON_TOPIC, SESSIONS_TOPIC};
 use exatom_plumbing::retry;
@@ -52,6 +53,8 @@ pub struct Sessionize {
     paused: bool,
     /// The consumer's rebalance count when the partitions' states were last valid.
     rebalances_seen: u64,
+    /// Sites that left: their events are dropped, their open sessions never written.
+    deleted: DeletedSites,
 }
 
 impl Sessionize {
@@ -72,7 +75,14 @@ impl Sessionize {
             partitions: HashMap::new(),
             paused: false,
             rebalances_seen: 0,
+            deleted: DeletedSites::default(),
         }
+    }
+
+    /// Drops the events and sessions of the sites `deleted` names.
+    pub fn dropping(mut self, deleted: DeletedSites) -> Self {
+        self.deleted = deleted;
+        self
     }
 
     /// Live rows first (dashboards see events within seconds), then for closed sessions:
@@ -323,6 +333,10 @@ impl Stage for Sessionize {
                     continue;
                 }
             };
+            if self.deleted.contains(&event.site) {
+                io.metrics.dropped.with_label_values(&[SITE_DELETED]).inc();
+                continue;
+            }
             if part.skip.remove(&event.event_id) {
                 self.metrics.events_replayed.inc();
                 continue;
@@ -382,6 +396,18 @@ impl Stage for Sessionize {
             }
         }
 
+        // Sessions opened before their site was deleted: their rows are being deleted, so
+        // they are neither read back nor written.
+        closed.retain(|session| {
+            let deleted = self.deleted.contains(&session.site);
+            if deleted {
+                io.metrics
+                    .dropped
+                    .with_label_values(&[SITE_DELETED])
+                    .inc_by(session.events.len() as u64);
+            }
+            !deleted
+        });
         self.write(&live, &closed, io).await?;
         self.report();
         self.hold_at_cap(io.source)?;
