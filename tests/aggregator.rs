@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use exatom_aggregator::rollup::{bind, Param};
-use exatom_e2e::{fast_sessions, rfc3339, sites_file, wait_until, Pipeline, Service, Stack};
+use exatom_e2e::{
+    fast_sessions, metric, rfc3339, sites_file, wait_until, Pipeline, Service, Stack,
+};
+use exatom_plumbing::retention::{BOOKKEEPING, EVENT_DATA, REPORTING_DATA};
 use serde_json::{json, Value};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
@@ -365,14 +368,6 @@ async fn in_exatom(stack: &Stack, sql: &str) -> String {
     text
 }
 
-async fn metric(url: &str, name: &str) -> u64 {
-    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 #[tokio::test]
 async fn golden_stream_gives_hand_worked_figures_and_a_second_delivery_changes_nothing() {
     let stack = Stack::from_env();
@@ -472,7 +467,7 @@ async fn golden_stream_gives_hand_worked_figures_and_a_second_delivery_changes_n
     wait_until(
         Duration::from_secs(60),
         "second delivery written",
-        || async { metric(&metrics_url, written).await >= rows_before + 7 },
+        || async { metric(&metrics_url, written).await >= rows_before + 7.0 },
     )
     .await;
     assert_eq!(
@@ -495,8 +490,11 @@ async fn golden_stream_gives_hand_worked_figures_and_a_second_delivery_changes_n
     assert!(pipeline.stop().is_empty());
 }
 
+/// Rows older than 90 days leave every table of event data, and reporting data keeps them:
+/// the aggregator's retention task on the packaged server (modern servers: the TTL, checked
+/// by `tests/modern_engine.py`).
 #[tokio::test]
-async fn days_past_ninety_are_removed_on_the_packaged_server() {
+async fn event_data_past_ninety_days_goes_and_reporting_data_stays_on_the_packaged_server() {
     let stack = Stack::from_env();
     let version = stack.query("SELECT version()").await;
     assert!(
@@ -504,40 +502,43 @@ async fn days_past_ninety_are_removed_on_the_packaged_server() {
         "this test is for servers without TTL: {version}"
     );
     let site = format!("OLD{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let tables: Vec<String> = stack
+    // Every table of the database is in one retention class.
+    let mut tables: Vec<String> = stack
         .query(
             "SELECT name FROM system.tables WHERE database = 'exatom' \
-             AND engine LIKE '%MergeTree' AND name != 'schema_migrations' ORDER BY name",
+             AND engine LIKE '%MergeTree' ORDER BY name",
         )
         .await
         .lines()
         .map(str::to_owned)
         .collect();
-    // The rollups are partitioned by month (their older days are deleted), the rest by day
-    // (their old partitions dropped).
-    let rollups = [
-        "form_daily",
+    let mut classified: Vec<String> = [EVENT_DATA, REPORTING_DATA, BOOKKEEPING]
+        .concat()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    tables.sort();
+    classified.sort();
+    assert_eq!(tables, classified);
+    // The segment rollups are partitioned by month (their older days are deleted), the
+    // rest of event data by day (their old partitions dropped).
+    let monthly = [
         "form_segment_daily",
-        "field_daily",
         "field_segment_daily",
-        "conversions_daily",
         "conversion_segment_daily",
         "tooltips_daily",
     ];
-    for rollup in rollups {
-        assert!(tables.iter().any(|t| t == rollup), "{rollup} in {tables:?}");
-    }
-    // 100 and 91 days old go; 90 days old (the last day kept) and today stay.
-    for table in &tables {
+    // 400, 100 and 91 days old go; 90 days old (the last day kept) and today stay.
+    for table in EVENT_DATA.iter().chain(REPORTING_DATA) {
         in_exatom(
             &stack,
             &format!(
-                "INSERT INTO {table} (site, day) SELECT '{site}', today() - arrayJoin([100, 91, 90, 0])"
+                "INSERT INTO {table} (site, day) SELECT '{site}', today() - arrayJoin([400, 100, 91, 90, 0])"
             ),
         )
         .await;
     }
-    let ages = |table: String| {
+    let ages = |table: &'static str| {
         let stack = stack.clone();
         let site = site.clone();
         async move {
@@ -547,9 +548,11 @@ async fn days_past_ninety_are_removed_on_the_packaged_server() {
                      (SELECT day FROM exatom.{table} WHERE site = '{site}' ORDER BY day DESC)"
                 ))
                 .await
+                .trim()
+                .to_owned()
         }
     };
-    assert_eq!(ages(tables[0].clone()).await.trim(), "[0,90,91,100]");
+    assert_eq!(ages(EVENT_DATA[0]).await, "[0,90,91,100,400]");
 
     // The aggregator's retention task runs when it starts.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -562,16 +565,12 @@ async fn days_past_ninety_are_removed_on_the_packaged_server() {
         "aggregator",
         &[("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{port}"))],
     );
-    let days_left = || {
-        let tables = tables.clone();
-        let ages = &ages;
-        async move {
-            let mut left = Vec::new();
-            for table in tables {
-                left.push((ages(table.clone()).await.trim().to_owned(), table));
-            }
-            left
+    let days_left = || async {
+        let mut left = Vec::new();
+        for table in EVENT_DATA {
+            left.push((ages(table).await, *table));
         }
+        left
     };
     wait_until(Duration::from_secs(90), "days past 90 removed", || async {
         days_left().await.iter().all(|(ages, _)| ages == "[0,90]")
@@ -580,22 +579,34 @@ async fn days_past_ninety_are_removed_on_the_packaged_server() {
     for (ages, table) in days_left().await {
         assert_eq!(ages, "[0,90]", "{table}");
     }
+    for table in REPORTING_DATA {
+        assert_eq!(ages(table).await, "[0,90,91,100,400]", "{table}");
+    }
+    // The views over reporting data answer for the day 400 days ago.
+    for view in ["v_form_daily", "v_field_daily", "v_conversions_daily"] {
+        let rows = stack
+            .query(&format!(
+                "SELECT count() FROM exatom.{view} WHERE site = '{site}' AND day = today() - 400"
+            ))
+            .await;
+        assert_eq!(rows.trim(), "1", "{view}");
+    }
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let dropped = metric(
         &metrics_url,
-        "exatom_aggregator_retention_partitions_dropped_total ",
+        "exatom_aggregator_retention_partitions_dropped_total",
     )
     .await;
     let deleted = metric(
         &metrics_url,
-        "exatom_aggregator_retention_rows_deleted_total ",
+        "exatom_aggregator_retention_rows_deleted_total",
     )
     .await;
-    // Two old days per daily table, each its own partition; per monthly table at least one
-    // partition or row (both days can fall in one month past the cutoff).
-    let daily = (tables.len() - rollups.len()) as u64;
+    // Three old days per daily table, each its own partition; per monthly table at least
+    // two partitions or rows (100 and 91 days ago can fall in one month past the cutoff).
+    let daily = (EVENT_DATA.len() - monthly.len()) as f64;
     assert!(
-        dropped >= 2 * daily && dropped + deleted >= 2 * daily + rollups.len() as u64,
+        dropped >= 3.0 * daily && dropped + deleted >= 3.0 * daily + 2.0 * monthly.len() as f64,
         "{dropped} partitions dropped, {deleted} rows deleted"
     );
     assert!(aggregator.stop());

@@ -98,18 +98,9 @@ async fn ready(port: u16) {
     .await;
 }
 
-/// The value of a counter (summed over its labels matching `label`) on a replica.
-async fn metric(port: u16, name: &str, label: &str) -> f64 {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// A series (summed over the labels not named) on a replica's `/metrics`.
+async fn metric(port: u16, selector: &str) -> f64 {
+    exatom_e2e::metric(&format!("http://127.0.0.1:{port}/metrics"), selector).await
 }
 
 fn raw(site: &str, ip: &str, user_agent: &str, received_at_ms: i64) -> RawEvent {
@@ -287,9 +278,9 @@ async fn replicas_started_together_agree_on_the_first_salt_of_the_day() {
     // that won, whoever wrote the others.
     let mut created = 0.0;
     for (_, port) in &replicas {
-        let out = metric(*port, "exatom_anonymizer_records_out_total", "").await;
+        let out = metric(*port, "exatom_anonymizer_records_out_total").await;
         assert!(out > 0.0, "a replica anonymized nothing");
-        created += metric(*port, "exatom_anonymizer_salts_total", "created").await;
+        created += metric(*port, "exatom_anonymizer_salts_total{event=\"created\"}").await;
     }
     assert_eq!(created, 1.0);
     for (service, _) in &mut replicas {
@@ -346,10 +337,10 @@ async fn refuses(stack: &Stack, salts: &str) -> String {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(
-        metric(port, "exatom_anonymizer_salts_topic_misconfigured", "").await,
+        metric(port, "exatom_anonymizer_salts_topic_misconfigured").await,
         1.0
     );
-    assert_eq!(metric(port, "exatom_consumer_stopped", "").await, 1.0);
+    assert_eq!(metric(port, "exatom_consumer_stopped").await, 1.0);
     assert!(!service.stop(), "a refused start exits with a failure");
     says
 }
@@ -415,6 +406,59 @@ async fn without_a_transaction_key_the_anonymizer_does_not_start() {
     .expect("the anonymizer refuses to start");
     assert_ne!(code, 0);
     assert!(log.contains("must hold 64 hex digits"), "{log}");
+}
+
+#[tokio::test]
+async fn the_default_geo_database_gives_public_addresses_their_country() {
+    let stack = Stack::from_env();
+    let database = std::env::var("STACK_GEO_DATABASE")
+        .expect("STACK_GEO_DATABASE is not set: run the integration tests with `make integration`");
+    let run = run_id();
+    let site = format!("GEO{run}");
+    let salts = salts_topic(&stack, &run, SALTS_48H).await;
+    let group = format!("exatom-test-geo-{run}");
+    start_group_at_end(&stack, &group);
+    let (mut service, port) = replica(
+        &stack,
+        &[
+            ("EXATOM_SALTS_TOPIC", salts),
+            ("EXATOM_GROUP_ID", group),
+            ("EXATOM_GEO_DATABASE", database),
+        ],
+    );
+    ready(port).await;
+    let producer = kafka::producer(&stack.brokers, 1_000).unwrap();
+    let codec = raw_event_codec();
+    let now = Utc::now().timestamp_millis();
+    // Google's resolver (registered in the US), RIPE NCC's own web server (NL), an IPv6
+    // address of Google's European network (IE), and loopback (no country).
+    let mut expected = BTreeMap::new();
+    for (ip, country) in [
+        ("8.8.8.8", "US"),
+        ("193.0.6.139", "NL"),
+        ("2a00:1450:4001::1", "IE"),
+        ("127.0.0.1", ""),
+    ] {
+        let event = raw(&site, ip, "UA", now);
+        expected.insert(event.event_id.clone(), country.to_owned());
+        produce(&producer, 0, &site, &codec.encode(&event).unwrap()).await;
+    }
+    let anon = anon_event_codec();
+    let mut countries = BTreeMap::new();
+    for _ in 0..120 {
+        countries = records(&stack, ANON_TOPIC)
+            .iter()
+            .filter(|r| r.key.starts_with(&format!("{site}:")))
+            .filter_map(|r| anon.decode(&r.payload).ok())
+            .map(|e| (e.event_id, e.device.country))
+            .collect();
+        if countries.len() == expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(countries, expected);
+    assert!(service.stop());
 }
 
 #[tokio::test]
@@ -492,15 +536,15 @@ async fn records_that_cannot_be_anonymized_go_to_the_dlq_without_stalling() {
     let salts_by_day = salt_records(&stack, &salts);
     assert!(!salts_by_day.contains_key(&day), "{salts_by_day:?}");
     assert_eq!(
-        metric(port, "exatom_dlq_records_total", "salt_expired").await,
+        metric(port, "exatom_dlq_records_total{reason=\"salt_expired\"}").await,
         1.0
     );
     assert_eq!(
-        metric(port, "exatom_dlq_records_total", "undecodable").await,
+        metric(port, "exatom_dlq_records_total{reason=\"undecodable\"}").await,
         1.0
     );
     assert_eq!(
-        metric(port, "exatom_dlq_records_total", "invalid").await,
+        metric(port, "exatom_dlq_records_total{reason=\"invalid\"}").await,
         1.0
     );
     assert!(service.stop());

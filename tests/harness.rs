@@ -337,19 +337,30 @@ impl Pipeline {
             services,
             admin_ports,
         };
-        let ready = format!("{}/readyz", pipeline.collector_url);
-        wait_until(Duration::from_secs(30), "collector ready", || async {
-            reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        for port in pipeline.admin_ports.values() {
-            let url = format!("http://127.0.0.1:{port}/readyz");
-            wait_until(Duration::from_secs(30), "service ready", || async {
-                reqwest::get(&url)
+        // Each answer within 2 s: a check that hangs must not outlast the wait.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let ready = |url: String| {
+            let client = client.clone();
+            async move {
+                client
+                    .get(&url)
+                    .send()
                     .await
                     .is_ok_and(|r| r.status().is_success())
+            }
+        };
+        let collector = format!("{}/readyz", pipeline.collector_url);
+        wait_until(Duration::from_secs(30), "collector ready", || {
+            ready(collector.clone())
+        })
+        .await;
+        for (name, port) in &pipeline.admin_ports {
+            let url = format!("http://127.0.0.1:{port}/readyz");
+            wait_until(Duration::from_secs(30), &format!("{name} ready"), || {
+                ready(url.clone())
             })
             .await;
         }

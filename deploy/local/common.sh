@@ -20,6 +20,12 @@ BIN=${STACK_BIN:-$ROOT/target/release}
 # of the project shares one build, and a fresh CARGO_HOME (make test-fresh) makes its own.
 TANSU_HOME=${TANSU_HOME:-${CARGO_HOME:-$HOME/.cargo}/exatom-tansu}
 TANSU=${TANSU:-$TANSU_HOME/bin/tansu}
+# The IP → country database the anonymizer reads (README, "Privacy": source and licence),
+# from the npm registry, pinned by version and checksum; shared by every clone like tansu.
+GEO_VERSION=2.3.2026061719
+GEO_INTEGRITY=sha512-xemBDNQl4mCYDuVbqe3jKGKsVDykZGkfvebhtOh/3VGLadq8vsp7t7ontpMUt3hH7sAGT0eLDyJ99SV+0waxZg==
+GEO_HOME=${GEO_HOME:-${CARGO_HOME:-$HOME/.cargo}/exatom-geo/$GEO_VERSION}
+GEO_DATABASE=$GEO_HOME/geo-whois-asn-country.mmdb
 
 export EXATOM_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT

@@ -12,6 +12,7 @@ command -v clickhouse-server >/dev/null || need_apt+=(clickhouse-server clickhou
 # The broker is built from crates with a patch applied (deploy/local/tansu/build.sh).
 command -v patch >/dev/null || need_apt+=(patch)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
 # Debian's Prometheus 2.42; its package also brings promtool (the rules' tests).
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [[ ${1:-} == test ]]; then
@@ -48,6 +49,25 @@ if [[ ${1:-} == test ]]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q chdb-core
   fi
+fi
+
+# The country database: @ip-location-db/geo-whois-asn-country-mmdb (CC0-1.0; its data CC BY
+# 4.0 by the NRO), the tarball checked against the registry's integrity before it is used.
+if ! [[ -s $GEO_DATABASE ]]; then
+  log "downloading the IP → country database $GEO_VERSION (npm registry, 7.6 MB)"
+  tmp=$(mktemp -d)
+  curl -fsS -m 300 -o "$tmp/geo.tgz" \
+    "https://registry.npmjs.org/@ip-location-db/geo-whois-asn-country-mmdb/-/geo-whois-asn-country-mmdb-$GEO_VERSION.tgz"
+  got="sha512-$(openssl dgst -sha512 -binary "$tmp/geo.tgz" | base64 -w0)"
+  if [[ $got != "$GEO_INTEGRITY" ]]; then
+    log "the geo database's checksum is $got, expected $GEO_INTEGRITY: not installed"
+    exit 1
+  fi
+  tar -xzf "$tmp/geo.tgz" -C "$tmp" package/geo-whois-asn-country.mmdb package/NRO_LICENSE
+  mkdir -p "$GEO_HOME"
+  mv "$tmp/package/NRO_LICENSE" "$GEO_HOME/"
+  mv "$tmp/package/geo-whois-asn-country.mmdb" "$GEO_DATABASE"
+  rm -rf "$tmp"
 fi
 
 # The packaged tansu has sqlite storage only; memory storage (the load run's broker, out of

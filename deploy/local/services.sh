@@ -18,6 +18,7 @@ up() {
     EXATOM_DEMO_SITE=${EXATOM_DEMO_SITE-DEMO} \
     start collector "$BIN/exatom-collector"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$ANONYMIZER_PORT EXATOM_TRANSACTION_KEY_FILE=$key \
+    EXATOM_GEO_DATABASE=${EXATOM_GEO_DATABASE-$GEO_DATABASE} \
     start anonymizer "$BIN/exatom-anonymizer"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$SESSIONIZER_PORT start sessionizer "$BIN/exatom-sessionizer"
   EXATOM_ADMIN_LISTEN=127.0.0.1:$AGGREGATOR_PORT start aggregator "$BIN/exatom-aggregator"

@@ -33,7 +33,8 @@ pub struct SaltsTopic {
     pub allow_long: bool,
 }
 
-/// Runs until shutdown.
+/// Runs until shutdown. The topic's configuration is read again every 5 minutes: an admin
+/// client per read, whose teardown blocks its thread for a moment.
 pub async fn watch(
     keeper: SaltKeeper,
     topic: SaltsTopic,
@@ -54,7 +55,8 @@ pub async fn watch(
         metrics
             .salt_age_seconds
             .set(salt_age_seconds(keeper.oldest_day(), now_ms));
-        if pass.is_multiple_of(CONFIG_EVERY_PASSES) {
+        // The start read the configuration already (and refused a bad one).
+        if pass > 0 && pass.is_multiple_of(CONFIG_EVERY_PASSES) {
             match verify_salts_topic(&topic.brokers, &topic.topic, topic.allow_long).await {
                 Ok(()) => metrics.salts_topic_misconfigured.set(0),
                 // The broker's probe reports an absent broker; the last verdict stands.

@@ -1,7 +1,7 @@
-//! The two retention classes and a site that leaves, on the real server: event data goes
-//! after 90 days while reporting data stays (and the views answer for it); a deleted site
-//! leaves no row in any table, its events still in flight are dropped with a counted reason,
-//! the collector refuses it, and deleting it again changes nothing.
+//! A site that leaves, on the real server (`exatom-admin delete-site`): no row of it remains
+//! in any table while another site's rows are untouched, its events still in flight are
+//! dropped with a counted reason, the collector refuses it, and deleting it again changes
+//! nothing.
 
 use std::process::Command;
 use std::time::Duration;
@@ -9,28 +9,14 @@ use std::time::Duration;
 use chrono::Utc;
 use exatom_benches::journeys::{journey, seeded};
 use exatom_e2e::{
-    fast_sessions, metric, poll_until, rfc3339, send_journeys, sites_file, wait_until, Pipeline,
-    Service, Stack,
+    fast_sessions, metric, rfc3339, send_journeys, sites_file, wait_until, Pipeline, Service, Stack,
 };
-use exatom_plumbing::retention::{BOOKKEEPING, EVENT_DATA, REPORTING_DATA};
-use exatom_plumbing::warehouse::{Connection, Warehouse};
 
 fn code(prefix: &str) -> String {
     format!(
         "{prefix}{}",
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     )
-}
-
-async fn warehouse(stack: &Stack) -> Warehouse {
-    Warehouse::connect(&Connection {
-        url: stack.clickhouse_url.clone(),
-        database: "exatom".into(),
-        user: "default".into(),
-        password: String::new(),
-    })
-    .await
-    .unwrap()
 }
 
 async fn rows(stack: &Stack, table: &str, site: &str, day: Option<chrono::NaiveDate>) -> u64 {
@@ -57,82 +43,6 @@ async fn site_tables(stack: &Stack) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-#[tokio::test]
-async fn event_data_leaves_after_90_days_and_reporting_data_stays() {
-    let stack = Stack::from_env();
-    let site = code("RET");
-    let today = Utc::now().date_naive();
-    let old = today - chrono::Days::new(400);
-    let recent = today - chrono::Days::new(10);
-
-    // Every table of the database is in one retention class.
-    let mut tables: Vec<String> = stack
-        .query(
-            "SELECT name FROM system.tables WHERE database = 'exatom' \
-             AND engine LIKE '%MergeTree' ORDER BY name",
-        )
-        .await
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let mut classified: Vec<String> = EVENT_DATA
-        .iter()
-        .chain(REPORTING_DATA)
-        .chain(BOOKKEEPING)
-        .map(|t| t.to_string())
-        .collect();
-    tables.sort();
-    classified.sort();
-    assert_eq!(tables, classified);
-
-    // A row 400 days old and one 10 days old in every table (other columns at defaults).
-    for table in EVENT_DATA.iter().chain(REPORTING_DATA) {
-        stack
-            .execute(&format!(
-                "INSERT INTO exatom.{table} (site, day) VALUES ('{site}', '{old}'), ('{site}', '{recent}')"
-            ))
-            .await;
-    }
-    let report = warehouse(&stack)
-        .await
-        .enforce_retention(today)
-        .await
-        .unwrap();
-    assert!(!report.dropped.is_empty(), "{report:?}");
-
-    // Partitions of days are dropped at once; a month straddling the cutoff is a mutation.
-    let gone = poll_until(Duration::from_secs(60), || async {
-        for table in EVENT_DATA {
-            if rows(&stack, table, &site, Some(old)).await > 0 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    assert!(gone, "event data 400 days old is gone");
-    for table in EVENT_DATA {
-        assert_eq!(rows(&stack, table, &site, Some(recent)).await, 1, "{table}");
-    }
-    for table in REPORTING_DATA {
-        assert_eq!(rows(&stack, table, &site, Some(old)).await, 1, "{table}");
-        assert_eq!(rows(&stack, table, &site, Some(recent)).await, 1, "{table}");
-    }
-    // The views over reporting data answer for that day.
-    for view in ["v_form_daily", "v_field_daily", "v_conversions_daily"] {
-        assert_eq!(rows(&stack, view, &site, Some(old)).await, 1, "{view}");
-    }
-    // A second pass finds nothing more to do with these rows.
-    warehouse(&stack)
-        .await
-        .enforce_retention(today)
-        .await
-        .unwrap();
-    for table in REPORTING_DATA {
-        assert_eq!(rows(&stack, table, &site, Some(old)).await, 1, "{table}");
-    }
 }
 
 fn delete_site(stack: &Stack, sites: &std::path::Path, site: &str) -> String {
