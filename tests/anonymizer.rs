@@ -431,13 +431,15 @@ async fn the_default_geo_database_gives_public_addresses_their_country() {
     let codec = raw_event_codec();
     let now = Utc::now().timestamp_millis();
     // Google's resolver (registered in the US), RIPE NCC's own web server (NL), an IPv6
-    // address of Google's European network (IE), and loopback (no country).
+    // address of Google's European network (IE), loopback (not in the database), and a
+    // private address the database reads as AU (no place: not looked up).
     let mut expected = BTreeMap::new();
     for (ip, country) in [
         ("8.8.8.8", "US"),
         ("193.0.6.139", "NL"),
         ("2a00:1450:4001::1", "IE"),
         ("127.0.0.1", ""),
+        ("192.168.1.1", ""),
     ] {
         let event = raw(&site, ip, "UA", now);
         expected.insert(event.event_id.clone(), country.to_owned());

@@ -62,11 +62,21 @@ impl Geo {
         self.reader.is_some()
     }
 
-    /// `(country, region)`: ISO 3166-1 alpha-2 and ISO 3166-2 (`NL-NH`), empty when unknown.
+    /// `(country, region)`: ISO 3166-1 alpha-2 and ISO 3166-2 (`NL-NH`), empty when unknown
+    /// or when the address belongs to no place ([`has_place`]).
     pub fn locate(&self, ip: &str) -> (String, String) {
         let (Some(reader), Ok(ip)) = (&self.reader, ip.parse::<IpAddr>()) else {
             return (String::new(), String::new());
         };
+        // A dual-stack socket writes an IPv4 peer as `::ffff:a.b.c.d`; databases hold it as
+        // IPv4.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        if !has_place(ip) {
+            return (String::new(), String::new());
+        }
         let Ok(Some(place)) = reader.lookup::<Place<'_>>(ip) else {
             return (String::new(), String::new());
         };
@@ -84,6 +94,42 @@ impl Geo {
             .map(|code| format!("{country}-{code}"))
             .unwrap_or_default();
         (country.to_owned(), region)
+    }
+}
+
+/// Whether an address can be on a map: not private, loopback, link-local, shared (carrier
+/// NAT), benchmarking, documentation, multicast, reserved or unspecified. Databases built
+/// from registry data give some of those a country anyway (`geo-whois-asn-country` reads
+/// 192.168.0.0/16 and 198.51.100.0/24 as AU): a visitor behind a proxy that is not in
+/// `EXATOM_TRUSTED_PROXIES` would be counted in the wrong country.
+pub fn has_place(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return has_place(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || first & 0xfe00 == 0xfc00
+                || first & 0xffc0 == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+        }
     }
 }
 

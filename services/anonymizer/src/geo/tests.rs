@@ -39,18 +39,18 @@ fn database() -> Geo {
         "autonomous_system_number": 64_512,
         "autonomous_system_organization": "Example Transit B.V.",
     });
-    w.insert(net("192.0.2.0/24"), &amsterdam).unwrap();
+    w.insert(net("81.2.69.0/24"), &amsterdam).unwrap();
     let berlin = json!({
         "country": {"iso_code": "DE", "names": {"en": "Germany"}},
         "subdivisions": [{"iso_code": "BE"}, {"iso_code": "XX"}],
         "location": {"latitude": 52.52, "longitude": 13.405},
     });
-    w.insert(net("2001:db8::/32"), &berlin).unwrap();
-    w.insert(net("198.51.100.0/24"), &json!({"country_code": "BE"}))
+    w.insert(net("2a02:8100::/32"), &berlin).unwrap();
+    w.insert(net("91.198.174.0/24"), &json!({"country_code": "BE"}))
         .unwrap();
     // A damaged record: whatever is in the code fields is not a code, so nothing is copied.
     w.insert(
-        net("203.0.113.0/25"),
+        net("185.15.56.0/25"),
         &json!({"country": {"iso_code": "Amsterdam 1012 AB"}, "subdivisions": [{"iso_code": "NH"}]}),
     )
     .unwrap();
@@ -65,30 +65,78 @@ fn located(geo: &Geo, ip: &str) -> (String, String) {
 fn only_country_and_region_codes_are_read() {
     let geo = database();
     assert!(geo.is_configured());
-    assert_eq!(located(&geo, "192.0.2.77"), ("NL".into(), "NL-NH".into()));
+    assert_eq!(located(&geo, "81.2.69.77"), ("NL".into(), "NL-NH".into()));
     // The first subdivision is the region; IPv6 works the same.
-    assert_eq!(located(&geo, "2001:db8::7"), ("DE".into(), "DE-BE".into()));
-    assert_eq!(located(&geo, "198.51.100.9"), ("BE".into(), String::new()));
-    assert_eq!(located(&geo, "203.0.113.9"), (String::new(), String::new()));
+    assert_eq!(located(&geo, "2a02:8100::7"), ("DE".into(), "DE-BE".into()));
+    assert_eq!(located(&geo, "91.198.174.9"), ("BE".into(), String::new()));
+    assert_eq!(located(&geo, "185.15.56.9"), (String::new(), String::new()));
     // Not in the database, or not an address.
     assert_eq!(
-        located(&geo, "203.0.113.200"),
+        located(&geo, "185.15.56.200"),
         (String::new(), String::new())
     );
     assert_eq!(located(&geo, "unknown"), (String::new(), String::new()));
 }
 
 #[test]
+fn addresses_that_belong_to_no_place_are_not_located_whatever_the_database_says() {
+    let mut w = mmdb_writer::Writer::new("geo-whois-asn-country");
+    for network in ["0.0.0.0/1", "128.0.0.0/1", "2000::/3", "fc00::/6"] {
+        w.insert(net(network), &json!({"country_code": "AU"}))
+            .unwrap();
+    }
+    let geo = Geo::from_bytes(w.to_bytes().unwrap()).unwrap();
+    for nowhere in [
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "127.0.0.1",
+        "169.254.1.1",
+        "100.64.0.1",
+        "198.18.0.1",
+        "192.0.2.1",
+        "198.51.100.7",
+        "203.0.113.9",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "0.0.0.0",
+        "::1",
+        "::",
+        "fd00::1",
+        "fe80::1",
+        "ff02::1",
+        "2001:db8::1",
+        "::ffff:192.168.1.1",
+    ] {
+        assert_eq!(
+            located(&geo, nowhere),
+            (String::new(), String::new()),
+            "{nowhere}"
+        );
+    }
+    for somewhere in [
+        "8.8.8.8",
+        "100.128.0.1",
+        "172.32.0.1",
+        "2a00:1450::1",
+        "::ffff:8.8.8.8",
+    ] {
+        assert_eq!(located(&geo, somewhere).0, "AU", "{somewhere}");
+    }
+}
+
+#[test]
 fn without_a_database_geo_fields_are_empty() {
     let geo = Geo::none();
     assert!(!geo.is_configured());
-    assert_eq!(located(&geo, "192.0.2.77"), (String::new(), String::new()));
+    assert_eq!(located(&geo, "81.2.69.77"), (String::new(), String::new()));
 }
 
 #[test]
 fn city_coordinates_postal_code_and_asn_never_reach_the_record() {
     let geo = database();
-    let (country, region) = geo.locate("192.0.2.77");
+    let (country, region) = geo.locate("81.2.69.77");
     let device = Device {
         country,
         region,
@@ -114,7 +162,7 @@ fn city_coordinates_postal_code_and_asn_never_reach_the_record() {
             page: Some("https://shop.example/".into()),
             ..EventBody::default()
         },
-        ip: "192.0.2.77".into(),
+        ip: "81.2.69.77".into(),
         user_agent: "UA".into(),
     };
     let anon = anonymize(
