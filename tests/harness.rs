@@ -369,11 +369,16 @@ impl Pipeline {
 
     /// kill -9 of `name`, started again at once on its admin port with `env`.
     pub fn kill_and_restart(&mut self, stack: &Stack, name: &'static str, env: &[(&str, String)]) {
+        self.service(name).kill();
+        self.restart(stack, name, env);
+    }
+
+    /// Starts `name` again (after a test stopped or killed it) on its admin port with `env`.
+    pub fn restart(&mut self, stack: &Stack, name: &'static str, env: &[(&str, String)]) {
         let mut all = env.to_vec();
         if let Some(port) = self.admin_ports.get(name) {
             all.push(("EXATOM_ADMIN_LISTEN", format!("127.0.0.1:{port}")));
         }
-        self.service(name).kill();
         self.services
             .insert(name, Service::start(stack, name, &all));
     }

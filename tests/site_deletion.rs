@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use exatom_benches::journeys::{journey, seeded};
 use exatom_e2e::{
-    fast_sessions, metric, rfc3339, send_journeys, sites_file, wait_until, Pipeline, Service, Stack,
+    fast_sessions, metric, rfc3339, send_journeys, sites_file, wait_until, Pipeline, Stack,
 };
 
 fn code(prefix: &str) -> String {
@@ -98,7 +98,6 @@ async fn a_deleted_site_leaves_no_row_and_what_is_in_flight_is_dropped() {
     }
 
     // In flight: a visit of the site waits in exatom.raw while the anonymizer is down.
-    let anonymizer_port = pipeline.admin_ports["anonymizer"];
     assert!(pipeline.service("anonymizer").stop());
     let late = vec![journey(&gone, 1000, &mut rng, Utc::now())];
     let late_events = late[0].events() as f64;
@@ -135,14 +134,7 @@ async fn a_deleted_site_leaves_no_row_and_what_is_in_flight_is_dropped() {
     .await;
 
     // The anonymizer back: the visit in flight reaches the sessionizer, which drops it.
-    let mut env = fast_sessions();
-    env.push((
-        "EXATOM_ADMIN_LISTEN",
-        format!("127.0.0.1:{anonymizer_port}"),
-    ));
-    pipeline
-        .services
-        .insert("anonymizer", Service::start(&stack, "anonymizer", &env));
+    pipeline.restart(&stack, "anonymizer", &fast_sessions());
     let dropped = format!(
         "http://127.0.0.1:{}/metrics",
         pipeline.admin_ports["sessionizer"]

@@ -9,9 +9,7 @@
 use std::time::{Duration, Instant};
 
 use exatom_benches::journeys::{journey, seeded, Expected, Journey};
-use exatom_e2e::{
-    metric, poll_until, send_journeys, sites_file, wait_until, Pipeline, Service, Stack,
-};
+use exatom_e2e::{metric, poll_until, send_journeys, sites_file, wait_until, Pipeline, Stack};
 
 /// Journeys of about 12.5 events: ~210 000 events.
 const JOURNEYS: u64 = 17_000;
@@ -74,14 +72,7 @@ async fn two_hundred_thousand_events_are_each_counted_once_through_restarts() {
     let sent = sending.elapsed();
 
     let anonymizer_port = pipeline.admin_ports["anonymizer"];
-    let mut env = settings();
-    env.push((
-        "EXATOM_ADMIN_LISTEN",
-        format!("127.0.0.1:{anonymizer_port}"),
-    ));
-    pipeline
-        .services
-        .insert("anonymizer", Service::start(&stack, "anonymizer", &env));
+    pipeline.restart(&stack, "anonymizer", &settings());
     let restarted = Instant::now();
     wait_until(
         Duration::from_secs(90),
