@@ -45,7 +45,8 @@ run:
 	$(LOCAL)/services.sh up
 	@source $(LOCAL)/common.sh; \
 	echo; echo "Exatom is running (state and logs in $$STATE):"; \
-	echo "  demo site       http://localhost:$$COLLECTOR_PORT/demo/   (fill in its forms, then query ClickHouse)"; \
+	echo "  demo site       http://localhost:$$COLLECTOR_PORT/demo/   (fill in its forms, then see them in the console)"; \
+	echo "  console         http://127.0.0.1:$$CONSOLE_PORT/   (user demo, password exatom-demo)"; \
 	echo "  collector       http://127.0.0.1:$$COLLECTOR_PORT/v1/events   (metrics: /metrics, health: /healthz, /readyz)"; \
 	echo "  anonymizer      http://127.0.0.1:$$ANONYMIZER_PORT/metrics"; \
 	echo "  sessionizer     http://127.0.0.1:$$SESSIONIZER_PORT/metrics"; \

@@ -18,6 +18,9 @@ use exatom_benches::journeys::{body, Journey};
 #[path = "harness/prometheus.rs"]
 mod prometheus;
 pub use prometheus::Prometheus;
+#[path = "harness/console.rs"]
+mod console;
+pub use console::{Console, ConsoleUser};
 
 /// The stack the tests run against, from the environment `make integration` sets.
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ COLLECTOR_PORT=${STACK_COLLECTOR_PORT:-8080}
 ANONYMIZER_PORT=${STACK_ANONYMIZER_PORT:-9102}
 SESSIONIZER_PORT=${STACK_SESSIONIZER_PORT:-9103}
 AGGREGATOR_PORT=${STACK_AGGREGATOR_PORT:-9104}
+CONSOLE_PORT=${STACK_CONSOLE_PORT:-8090}
 PROM_PORT=${STACK_PROM_PORT:-9090}
 # How often Prometheus scrapes and evaluates its rules: 5 s for people, 1 s in the tests
 # (an alert's `for:` is what they wait for, not the scrapes).

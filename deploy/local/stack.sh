@@ -23,8 +23,17 @@ broker_up() {
 
 clickhouse_up() {
   mkdir -p "$STATE/clickhouse"/{data,tmp,user_files,format_schemas,log}
-  sed -e "s#@STATE@#$STATE#g" -e "s#@HTTP_PORT@#$CH_HTTP_PORT#g" -e "s#@TCP_PORT@#$CH_TCP_PORT#g" \
-    "$ROOT/deploy/local/clickhouse.xml.in" >"$STATE/clickhouse/config.xml"
+  mkdir -p "$STATE/clickhouse/users.d"
+  local reader=$STATE/clickhouse/console-reader.password
+  if ! [[ -s $reader ]]; then
+    (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$reader")
+  fi
+  cp /etc/clickhouse-server/users.xml "$STATE/clickhouse/users.xml"
+  sed -e "s#@READER_SHA256@#$(tr -d '\n' <"$reader" | sha256sum | cut -c1-64)#" \
+    "$ROOT/deploy/local/clickhouse-users.xml.in" >"$STATE/clickhouse/users.d/exatom-console.xml"
+  (umask 077 && sed -e "s#@STATE@#$STATE#g" -e "s#@HTTP_PORT@#$CH_HTTP_PORT#g" -e "s#@TCP_PORT@#$CH_TCP_PORT#g" \
+    -e "s#@READER_PASSWORD@#$(cat "$reader")#g" \
+    "$ROOT/deploy/local/clickhouse.xml.in" >"$STATE/clickhouse/config.xml")
   start clickhouse clickhouse-server --config-file="$STATE/clickhouse/config.xml"
   wait_for clickhouse 60 curl -fsS "http://127.0.0.1:$CH_HTTP_PORT/ping"
 }

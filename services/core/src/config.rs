@@ -29,6 +29,7 @@ const ALL: &[&str] = &[
     "sessionizer",
     "aggregator",
     "admin",
+    "console",
 ];
 const CONSUMERS: &[&str] = &["anonymizer", "sessionizer", "aggregator"];
 
@@ -46,7 +47,7 @@ pub const SETTINGS: &[Setting] = settings![
     "clickhouse_user": ALL,
     "clickhouse_password": ALL,
     "listen": &["collector"],
-    "sites_file": &["collector", "admin"],
+    "sites_file": &["collector", "admin", "console"],
     "trusted_proxies": &["collector"],
     "rate_per_second": &["collector"],
     "rate_burst": &["collector"],
@@ -81,6 +82,15 @@ pub const SETTINGS: &[Setting] = settings![
     "retention_interval_s": &["aggregator"],
     "topic_partitions": &["admin"],
     "topic_replication": &["admin"],
+    "console_listen": &["console"],
+    "console_session_key_file": &["console"],
+    "console_session_hours": &["console"],
+    "console_cookie_secure": &["console"],
+    "console_login_failures": &["console"],
+    "console_lockout_s": &["console"],
+    "console_max_range_days": &["console"],
+    "console_live_minutes": &["console"],
+    "console_site_users": &["console"],
 ];
 
 /// The keys of `service`, sorted (as [`struct_keys`] gives a struct's).

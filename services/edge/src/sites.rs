@@ -18,12 +18,45 @@ pub struct Site {
     pub conversion_tags: Vec<String>,
 }
 
-/// All registered sites, by client code.
+/// Someone who may open the console: the sites they hold, or all of them as an admin.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct User {
+    /// The password as a PHC string (Argon2id): `exatom-console hash-password` makes one.
+    pub password_hash: String,
+    /// SHA-256 (hex) of each API token the user's machine clients send as `Bearer`.
+    pub token_sha256: Vec<String>,
+    /// Client codes whose figures the user may read.
+    pub sites: Vec<String>,
+    /// Reads every site's figures.
+    pub admin: bool,
+}
+
+/// Hashes are not secrets the way passwords are, but they still stay out of logs.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("sites", &self.sites)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    /// Whether the user may read site `code`.
+    pub fn holds(&self, code: &str) -> bool {
+        self.admin || self.sites.iter().any(|s| s == code)
+    }
+}
+
+/// All registered sites, by client code, and the console's users, by name.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Registry {
     #[serde(default)]
     pub sites: HashMap<String, Site>,
+    #[serde(default)]
+    pub users: HashMap<String, User>,
 }
 
 /// Why a request is refused with 403.
@@ -41,6 +74,25 @@ impl Registry {
         for code in registry.sites.keys() {
             if !crate::batch::valid_site_code(code) {
                 return Err(format!("site code `{code}` is not [A-Za-z0-9_-]{{2,32}}"));
+            }
+        }
+        for (name, user) in &registry.users {
+            if !crate::batch::valid_site_code(name) {
+                return Err(format!("user name `{name}` is not [A-Za-z0-9_-]{{2,32}}"));
+            }
+            if let Some(site) = user.sites.iter().find(|s| !registry.sites.contains_key(*s)) {
+                return Err(format!(
+                    "user `{name}` holds site `{site}`, which is not registered"
+                ));
+            }
+            if let Some(bad) = user
+                .token_sha256
+                .iter()
+                .find(|t| t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(format!(
+                    "user `{name}`: token_sha256 `{bad}` is not 64 hex digits (sha256sum of the token)"
+                ));
             }
         }
         Ok(registry)
@@ -102,6 +154,14 @@ pub fn without_site(text: &str, code: &str) -> Result<Option<String>, String> {
         Some(end) if first => &prefix[..end + 2],
         _ => "",
     };
+    // Users keep their other sites; the removed one leaves their lists too.
+    if let Some(users) = doc.get_mut("users").and_then(|u| u.as_table_like_mut()) {
+        for (_, user) in users.iter_mut() {
+            if let Some(held) = user.get_mut("sites").and_then(|s| s.as_array_mut()) {
+                held.retain(|s| s.as_str() != Some(code));
+            }
+        }
+    }
     let out = format!("{header}{doc}");
     Registry::parse(&out)?;
     Ok(Some(out))
@@ -183,5 +243,33 @@ conversion_tags = ["DEMO1"]
         assert!(Registry::parse("[sites.DEMO]\norigin=[]")
             .unwrap_err()
             .contains("origin"));
+    }
+
+    #[test]
+    fn users_hold_their_sites_and_removing_a_site_takes_it_from_them() {
+        let text = format!(
+            "{DEMO}\n[sites.SHOP]\norigins = []\n\n[users.ann]\npassword_hash = \"h\"\nsites = [\"DEMO\", \"SHOP\"]\n\n[users.root]\nadmin = true\n"
+        );
+        let registry = Registry::parse(&text).unwrap();
+        let ann = &registry.users["ann"];
+        assert!(ann.holds("DEMO") && ann.holds("SHOP") && !ann.holds("OTHER"));
+        assert!(registry.users["root"].holds("ANYTHING"));
+        assert!(!format!("{ann:?}").contains("password_hash"), "{ann:?}");
+
+        let out = without_site(&text, "SHOP").unwrap().unwrap();
+        let after = Registry::parse(&out).unwrap();
+        assert_eq!(after.users["ann"].sites, ["DEMO"]);
+    }
+
+    #[test]
+    fn users_naming_unknown_sites_or_bad_tokens_are_refused() {
+        let unknown = Registry::parse(&format!("{DEMO}\n[users.ann]\nsites = [\"SHOP\"]\n"));
+        assert!(unknown.unwrap_err().contains("`SHOP`"));
+        let token = Registry::parse(&format!(
+            "{DEMO}\n[users.ann]\nsites = [\"DEMO\"]\ntoken_sha256 = [\"secret\"]\n"
+        ));
+        assert!(token.unwrap_err().contains("64 hex digits"));
+        let name = Registry::parse(&format!("{DEMO}\n[users.\"a b\"]\n"));
+        assert!(name.unwrap_err().contains("user name"));
     }
 }
