@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use exatom_benches::journeys::{journey, seeded};
 use exatom_e2e::{
-    fast_sessions, poll_until, send_journeys, sites_file, split_series, wait_until, Pipeline,
-    Prometheus, Stack,
+    fast_sessions, poll_until, send_journeys, sites_file, split_series, wait_until, Console,
+    ConsoleUser, Pipeline, Prometheus, Stack,
 };
 use serde_json::{json, Value};
 
@@ -132,15 +132,17 @@ fn documented() -> BTreeMap<String, (String, BTreeSet<String>, BTreeSet<String>)
 /// Name → (type, labels, services) of every `exatom_` family the pipeline's services serve.
 async fn served_families(
     pipeline: &Pipeline,
+    console: &Console,
 ) -> BTreeMap<String, (String, BTreeSet<String>, BTreeSet<String>)> {
     let mut served: BTreeMap<String, (String, BTreeSet<String>, BTreeSet<String>)> =
         BTreeMap::new();
-    for service in SERVICES {
-        let port = match service {
-            "collector" => pipeline.collector_port(),
-            name => pipeline.admin_ports[name],
+    for service in SERVICES.into_iter().chain(["console"]) {
+        let url = match service {
+            "collector" => pipeline.collector_url.clone(),
+            "console" => console.url.clone(),
+            name => format!("http://127.0.0.1:{}", pipeline.admin_ports[name]),
         };
-        let page = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        let page = reqwest::get(format!("{url}/metrics"))
             .await
             .unwrap()
             .text()
@@ -209,12 +211,31 @@ async fn prometheus_sees_every_stage_and_every_rule_and_panel_reads_real_series(
     )
     .await;
 
+    // The console, once someone has logged in and opened a page (its series start then).
+    let console = Console::start(
+        &stack,
+        "monitoring",
+        &format!("[sites.{site}]\norigins = []\n"),
+        &[ConsoleUser {
+            name: "sre",
+            password: "sre-pass",
+            sites: &[&site],
+            admin: false,
+            token: None,
+        }],
+        &[],
+    )
+    .await;
+    let cookie = console.cookie("sre", "sre-pass").await;
+    let (status, page) = console.get(&format!("/sites/{site}/forms"), &cookie).await;
+    assert_eq!(status, 200, "{page}");
+
     // The README's table is what the services serve: names, types, labels, services. Lag
     // series appear at a consumer's first sample after its assignment (every 10 s).
     let documented = documented();
     let mut served = BTreeMap::new();
     for _ in 0..30 {
-        served = served_families(&pipeline).await;
+        served = served_families(&pipeline, &console).await;
         if served == documented {
             break;
         }

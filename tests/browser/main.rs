@@ -4,6 +4,7 @@
 //! the browser, and then what the broker and ClickHouse hold.
 
 mod chrome;
+mod console;
 mod recorder;
 mod world;
 
@@ -27,6 +28,11 @@ async fn a_visit_in_chromium_converts_in_one_session_and_nothing_typed_leaves_th
 #[tokio::test]
 async fn the_tag_survives_page_errors_late_forms_route_changes_blocked_sections_and_an_outage() {
     within(robustness()).await;
+}
+
+#[tokio::test]
+async fn a_site_owner_sees_the_visit_live_then_its_form_in_the_console() {
+    within(console::owner_sees_the_visit_live_then_its_form()).await;
 }
 
 #[tokio::test]
