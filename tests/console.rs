@@ -262,7 +262,7 @@ async fn clickhouse_itself_keeps_each_sites_rows_from_users_who_do_not_hold_it()
                 .post(url)
                 .header(
                     "X-ClickHouse-User",
-                    exatom_console::grants::reader_user(name),
+                    exatom_console::grants::reader_user("exatom", name),
                 )
                 .header("X-ClickHouse-Key", password)
                 .body(sql)
@@ -272,8 +272,8 @@ async fn clickhouse_itself_keeps_each_sites_rows_from_users_who_do_not_hold_it()
             (answer.status().as_u16(), answer.text().await.unwrap())
         }
     };
-    let db_a = exatom_console::grants::site_database(a);
-    let db_b = exatom_console::grants::site_database(b);
+    let db_a = exatom_console::grants::site_database("exatom", a);
+    let db_b = exatom_console::grants::site_database("exatom", b);
     // Ann's user on A's database reads A's rows, whatever the query asks for.
     let (status, sites) = as_user(
         "ann",

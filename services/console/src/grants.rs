@@ -24,14 +24,22 @@ use crate::session::SessionKey;
 
 const SITE_ACCESS: &str = include_str!("sql/site_access.sql");
 
+// Every name starts with the pipeline's database, so that two pipelines on one server (the
+// local stack and the query pack's bench) keep apart.
+
 /// The database through which the console reads `site`.
-pub fn site_database(site: &str) -> String {
-    format!("exatom_console_{site}")
+pub fn site_database(database: &str, site: &str) -> String {
+    format!("{database}_console_{site}")
+}
+
+/// The database of `site`'s filtered views, which only the reader may open.
+fn filtered_database(database: &str, site: &str) -> String {
+    format!("{database}_site_{site}")
 }
 
 /// The ClickHouse user as whom console user `name` reads.
-pub fn reader_user(name: &str) -> String {
-    format!("exatom_console_user_{name}")
+pub fn reader_user(database: &str, name: &str) -> String {
+    format!("{database}_console_user_{name}")
 }
 
 /// That user's password: HMAC of the name under the console's key.
@@ -42,9 +50,6 @@ pub fn reader_password(key: &SessionKey, name: &str) -> String {
     mac.update(name.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
-
-/// Never empty: ClickHouse reads an empty list as "every database".
-const NO_DATABASE: &str = "exatom_console_none";
 
 /// The statements that give `site` its two databases.
 pub fn site_statements(site: &str, database: &str) -> Result<Vec<String>, String> {
@@ -66,16 +71,13 @@ pub fn site_statements(site: &str, database: &str) -> Result<Vec<String>, String
         .split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.replace("SITE", site)
-                .replace("`DB`", &format!("`{database}`"))
-        })
+        .map(|s| s.replace("SITE", site).replace("PIPELINE", database))
         .collect())
 }
 
 /// The `users.d` file with one ClickHouse user per console user, each allowed the
 /// databases of the registered sites it holds (an admin: all of them).
-pub fn users_xml(registry: &Registry, key: &SessionKey) -> String {
+pub fn users_xml(registry: &Registry, database: &str, key: &SessionKey) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\"?>\n<!-- Written by `exatom-console grant-sites`: one user per console user. -->\n<yandex>\n    <users>\n",
     );
@@ -83,17 +85,18 @@ pub fn users_xml(registry: &Registry, key: &SessionKey) -> String {
     names.sort();
     for name in names {
         let user = &registry.users[name];
-        let ch_user = reader_user(name);
+        let ch_user = reader_user(database, name);
         let digest = hex::encode(Sha256::digest(reader_password(key, name).as_bytes()));
         let mut held: Vec<String> = registry
             .sites
             .keys()
             .filter(|s| user.holds(s))
-            .map(|s| site_database(s))
+            .map(|s| site_database(database, s))
             .collect();
         held.sort();
         if held.is_empty() {
-            held.push(NO_DATABASE.to_owned());
+            // Never empty: ClickHouse reads an empty list as "every database".
+            held.push(format!("{database}_console_none"));
         }
         let databases: String = held
             .iter()
@@ -127,16 +130,21 @@ pub async fn grant_sites(
                 .map_err(fail(format!("site {site}: {statement}")))?;
         }
     }
+    let database = warehouse.database.as_str();
+    let (console_prefix, site_prefix) =
+        (site_database(database, ""), filtered_database(database, ""));
     let existing: Vec<String> = warehouse
         .client
-        .query("SELECT name FROM system.databases WHERE startsWith(name, 'exatom_site_') OR startsWith(name, 'exatom_console_')")
+        .query("SELECT name FROM system.databases WHERE startsWith(name, ?) OR startsWith(name, ?)")
+        .bind(&console_prefix)
+        .bind(&site_prefix)
         .fetch_all()
         .await
         .map_err(fail("listing the console's databases".into()))?;
     for name in existing {
         let site = name
-            .strip_prefix("exatom_site_")
-            .or_else(|| name.strip_prefix("exatom_console_"))
+            .strip_prefix(site_prefix.as_str())
+            .or_else(|| name.strip_prefix(console_prefix.as_str()))
             .unwrap_or_default();
         if !sites.contains(&site) {
             warehouse
@@ -152,7 +160,7 @@ pub async fn grant_sites(
         }
     }
     let partial = users_file.with_extension("xml.part");
-    std::fs::write(&partial, users_xml(registry, key))
+    std::fs::write(&partial, users_xml(registry, database, key))
         .and_then(|()| std::fs::rename(&partial, users_file))
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", users_file.display()))?;
     // The server reads users.d again within seconds; until then new users are unknown.
@@ -163,9 +171,9 @@ pub async fn grant_sites(
         let client = warehouse
             .client
             .clone()
-            .with_user(reader_user(name))
+            .with_user(reader_user(database, name))
             .with_password(reader_password(key, name))
-            .with_database(site_database(site));
+            .with_database(site_database(database, site));
         let mut last = String::new();
         let loaded = 'wait: {
             for _ in 0..60 {
@@ -184,7 +192,7 @@ pub async fn grant_sites(
         anyhow::ensure!(
             loaded,
             "ClickHouse has not loaded user {} from {} within 30 s: {last}",
-            reader_user(name),
+            reader_user(database, name),
             users_file.display()
         );
     }
@@ -209,10 +217,16 @@ mod tests {
     #[test]
     fn statements_name_only_the_site_and_the_database() {
         let statements = site_statements("my-shop", "exatom").unwrap();
+        let other = site_statements("my-shop", "exatom_bench").unwrap();
+        assert!(
+            other[0].contains("`exatom_bench_site_my-shop`"),
+            "{}",
+            other[0]
+        );
         assert_eq!(statements.len(), 16);
         assert!(statements
             .iter()
-            .all(|s| !s.contains("SITE") && !s.contains("`DB`")));
+            .all(|s| !s.contains("SITE") && !s.contains("PIPELINE")));
         assert!(statements[1].contains("FROM `exatom`.form_daily WHERE site = 'my-shop'"));
         assert!(
             statements
@@ -232,7 +246,7 @@ mod tests {
             "[sites.A1]\n[sites.B1]\n[users.ann]\nsites = ['A1']\n[users.root]\nadmin = true\n[users.idle]\n",
         )
         .unwrap();
-        let xml = users_xml(&registry, &key);
+        let xml = users_xml(&registry, "exatom", &key);
         let databases = |user: &str| {
             let start = xml.find(&format!("<{user}>")).unwrap();
             let end = xml[start..].find("</allow_databases>").unwrap();

@@ -138,9 +138,12 @@ impl Figures {
                 .warehouse
                 .client
                 .clone()
-                .with_user(crate::grants::reader_user(&self.viewer))
+                .with_user(crate::grants::reader_user(
+                    &self.warehouse.database,
+                    &self.viewer,
+                ))
                 .with_password(crate::grants::reader_password(key, &self.viewer))
-                .with_database(crate::grants::site_database(site)),
+                .with_database(crate::grants::site_database(&self.warehouse.database, site)),
             None => self.warehouse.client.clone(),
         }
     }
