@@ -122,6 +122,7 @@ bench-chain:
 .PHONY: bench-queries
 bench-queries: build
 	services/aggregator/bench/query_pack.sh
+	services/console/bench/pages.sh
 
 # cargo-fuzz needs nightly-only rustc flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain
 # accept them (nightly cannot be installed here). Bounded: FUZZ_SECONDS of fuzzing.

@@ -161,13 +161,17 @@ fn page_name(page: &str) -> &'static str {
 
 /// Views per form for every day of the range (zeros where a day has no row).
 fn views_by_form(days: &Table, range: &Range) -> BTreeMap<String, Vec<f64>> {
-    let index: Vec<String> = range.days().map(|d| d.to_string()).collect();
+    let index: std::collections::HashMap<String, usize> = range
+        .days()
+        .enumerate()
+        .map(|(i, d)| (d.to_string(), i))
+        .collect();
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for row in &days.rows {
         let series = out
             .entry(text(&row[0]))
             .or_insert_with(|| vec![0.0; index.len()]);
-        if let Some(i) = index.iter().position(|d| *d == text(&row[1])) {
+        if let Some(&i) = index.get(&text(&row[1])) {
             series[i] = row[2].as_f64().unwrap_or(0.0);
         }
     }

@@ -254,25 +254,16 @@ impl Figures {
         let mut args = Self::site_range(site, range);
         args.push(("form", Arg::Text(form.to_owned())));
         let segments_sql = FORM_SEGMENTS.replace("SEGMENT", segment.column());
-        let (funnel, fields, segments, days) = tokio::try_join!(
-            self.table("form_funnel", FORM_FUNNEL, &args),
+        let (fields, segments, days) = tokio::try_join!(
             self.table("fields", FIELDS, &args),
             self.table("form_segments", &segments_sql, &args),
             self.table("trends_daily", FORM_TREND, &args),
         )?;
-        let rows: Vec<Vec<Value>> = funnel
-            .rows_where("form", form)
-            .into_iter()
-            .cloned()
-            .collect();
-        if rows.is_empty() {
+        if days.rows.is_empty() {
             return Ok(None);
         }
         Ok(Some(FormDetail {
-            funnel: Table {
-                columns: funnel.columns,
-                rows,
-            },
+            funnel: funnel_of(form, &days),
             fields,
             segments,
             days,
@@ -350,9 +341,74 @@ impl Figures {
     }
 }
 
+/// A form's funnel over a range, summed from its days (what `form_funnel` answers for
+/// every form, for one form without reading the others).
+pub fn funnel_of(form: &str, days: &Table) -> Table {
+    let total = |name: &str| -> f64 {
+        days.column(name).map_or(0.0, |i| {
+            days.rows.iter().map(|r| r[i].as_f64().unwrap_or(0.0)).sum()
+        })
+    };
+    let (views, starts, submits, conversions) = (
+        total("views"),
+        total("starts"),
+        total("submits"),
+        total("conversions"),
+    );
+    let rate = |n: f64, d: f64| {
+        if d == 0.0 {
+            0.0
+        } else {
+            (n / d * 10_000.0).round() / 10_000.0
+        }
+    };
+    let whole = |x: f64| Value::from(x as i64);
+    let mut table = Table::empty(&[
+        "form",
+        "views",
+        "starts",
+        "submits",
+        "conversions",
+        "page_abandoners",
+        "initial_abandoners",
+        "start_rate",
+        "conversion_rate",
+        "revenue",
+    ]);
+    table.rows.push(vec![
+        Value::from(form),
+        whole(views),
+        whole(starts),
+        whole(submits),
+        whole(conversions),
+        whole(views - starts),
+        whole(starts - conversions),
+        Value::from(rate(starts, views)),
+        Value::from(rate(conversions, starts)),
+        Value::from(total("revenue")),
+    ]);
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_funnel_sums_its_days_and_its_rates_follow_form_funnel() {
+        let days = Table::from_json_lines(
+            "{\"day\":\"2026-12-01\",\"views\":10,\"starts\":4,\"submits\":3,\"conversions\":2,\"revenue\":10.5}\n\
+             {\"day\":\"2026-12-02\",\"views\":5,\"starts\":2,\"submits\":1,\"conversions\":1,\"revenue\":0}",
+        )
+        .unwrap();
+        let funnel = funnel_of("signup", &days);
+        assert_eq!(
+            serde_json::to_value(&funnel.rows[0]).unwrap(),
+            serde_json::json!(["signup", 15, 6, 4, 3, 9, 3, 0.4, 0.5, 10.5])
+        );
+        let none = funnel_of("x", &Table::empty(&["day", "views"]));
+        assert_eq!(none.rows[0][7], Value::from(0.0));
+    }
 
     #[test]
     fn placeholders_become_ordered_binds_and_comments_go() {
