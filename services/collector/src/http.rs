@@ -1,7 +1,7 @@
 //! The HTTP edge: `POST /v1/events`, CORS preflight, health and metrics.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -20,13 +20,14 @@ use crate::writer::{RawSink, SinkError};
 use exatom_edge::batch::{self, BatchError, Received};
 use exatom_edge::body;
 use exatom_edge::client::{client_address, RateLimiter};
-use exatom_edge::sites::{Refusal, Registry};
+use exatom_edge::sites::Refusal;
+use exatom_plumbing::site_registry::SiteRegistry;
 
 /// Everything a request handler needs.
 pub struct AppState {
     pub config: CollectorConfig,
     pub trusted: Vec<IpNet>,
-    pub registry: RwLock<Arc<Registry>>,
+    pub registry: Arc<SiteRegistry>,
     pub limiter: Mutex<RateLimiter>,
     pub sink: RawSink,
     pub metrics: CollectorMetrics,
@@ -143,11 +144,7 @@ async fn handle(
         Err(e) => return batch_error(e),
     };
 
-    let registry = state
-        .registry
-        .read()
-        .map(|r| Arc::clone(&r))
-        .unwrap_or_default();
+    let registry = state.registry.current();
     let site = match registry.admit(&parsed.site, origin) {
         Ok(site) => site,
         Err(refusal @ (Refusal::UnknownSite(_) | Refusal::OriginNotAllowed(_))) => {
@@ -250,7 +247,7 @@ async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         .map(str::to_owned);
     let allowed = origin
         .as_deref()
-        .is_some_and(|o| state.registry.read().is_ok_and(|r| r.any_site_allows(o)));
+        .is_some_and(|o| state.registry.current().any_site_allows(o));
     let response = if allowed {
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
@@ -279,10 +276,7 @@ fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response) -> 
     let Some(origin) = origin else {
         return response;
     };
-    let allowed = state
-        .registry
-        .read()
-        .is_ok_and(|r| r.any_site_allows(origin));
+    let allowed = state.registry.current().any_site_allows(origin);
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     if allowed {

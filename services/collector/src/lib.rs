@@ -1,18 +1,17 @@
 //! The edge collector: takes browser batches over HTTP, validates and masks them, and
 //! produces them to `exatom.raw`. Its pure logic (batch, body, client and site checks) is
 //! the `exatom-edge` crate; here are its HTTP handlers (`http`), the accept loop and drain
-//! (`server`), the producer to `exatom.raw` (`writer`) and the registry reload (`reload`).
+//! (`server`), the producer to `exatom.raw` (`writer`).
 
 pub mod assets;
 pub mod config;
 pub mod encoder;
 pub mod http;
 pub mod metrics;
-pub mod reload;
 pub mod server;
 pub mod writer;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,7 +20,7 @@ use exatom_plumbing::telemetry::{Readiness, Shutdown};
 use crate::config::CollectorConfig;
 use crate::http::AppState;
 use exatom_edge::client;
-use exatom_edge::sites::Registry;
+use exatom_plumbing::site_registry::SiteRegistry;
 
 /// Runs the collector until SIGTERM/SIGINT, then drains: stops accepting, lets requests in
 /// flight finish, and flushes the producer.
@@ -30,8 +29,8 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
     let metrics = metrics::CollectorMetrics::register(&registry)?;
     let trusted = client::parse_cidrs(&config.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("EXATOM_TRUSTED_PROXIES: {e}"))?;
-    let sites = Registry::load(&config.sites_file).map_err(anyhow::Error::msg)?;
-    tracing::info!(sites = sites.sites.len(), "site registry loaded");
+    let sites = Arc::new(SiteRegistry::load(&config.sites_file).map_err(anyhow::Error::msg)?);
+    tracing::info!(sites = sites.current().sites.len(), "site registry loaded");
     let sink = writer::RawSink::new(
         &config.endpoints.kafka_brokers,
         config.max_queue_events,
@@ -40,7 +39,7 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
     )?;
     let state = Arc::new(AppState {
         trusted,
-        registry: RwLock::new(Arc::new(sites)),
+        registry: Arc::clone(&sites),
         limiter: Mutex::new(client::RateLimiter::new(
             config.rate_per_second,
             config.rate_burst,
@@ -52,7 +51,12 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
     });
     let readiness = Readiness::default();
     let watcher = sink.watch_broker(Duration::from_secs(1), readiness.clone());
-    let reloader = reload::spawn_registry_reloader(Arc::clone(&state));
+    let reloads = metrics.registry_reloads.clone();
+    let reloader = sites.watch(move |ok| {
+        reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    });
 
     let shutdown = Shutdown::on_signals();
     let app = http::router(Arc::clone(&state), registry, readiness);

@@ -3,9 +3,8 @@
 //! (API token or session cookie) and answers 404 for a site they do not hold, exactly as
 //! for a site that does not exist, so a guess learns nothing.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,6 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use exatom_edge::sites::{Registry, User};
+use exatom_plumbing::site_registry::SiteRegistry;
 use exatom_plumbing::telemetry::{admin_routes, Readiness};
 use serde::Deserialize;
 use serde_json::json;
@@ -31,7 +31,7 @@ pub struct Console {
     pub guard: Mutex<LoginGuard>,
     pub figures: Figures,
     pub metrics: ConsoleMetrics,
-    registry: RwLock<(Option<SystemTime>, Arc<Registry>)>,
+    pub sites: Arc<SiteRegistry>,
 }
 
 impl std::fmt::Debug for Console {
@@ -46,7 +46,7 @@ impl Console {
     pub fn new(
         config: ConsoleConfig,
         key: SessionKey,
-        registry: Registry,
+        sites: Arc<SiteRegistry>,
         figures: Figures,
         metrics: ConsoleMetrics,
     ) -> Self {
@@ -55,41 +55,21 @@ impl Console {
             std::time::Duration::from_secs(config.console_lockout_s),
             100_000,
         );
-        let modified = modified(&config.sites_file);
         Console {
             config,
             key,
             guard: Mutex::new(guard),
             figures,
             metrics,
-            registry: RwLock::new((modified, Arc::new(registry))),
+            sites,
         }
     }
 
-    /// The registry, read again when its file changed (an invalid file keeps the last good
-    /// one): a user added or a site taken away counts from the next request.
+    /// The registry in force: a user added or a site taken away counts within 2 s of the
+    /// file changing, or at once on SIGHUP.
     pub fn registry(&self) -> Arc<Registry> {
-        let now = modified(&self.config.sites_file);
-        {
-            let held = self.registry.read().unwrap_or_else(|p| p.into_inner());
-            if held.0 == now {
-                return Arc::clone(&held.1);
-            }
-        }
-        let mut held = self.registry.write().unwrap_or_else(|p| p.into_inner());
-        match Registry::load(&self.config.sites_file) {
-            Ok(fresh) => *held = (now, Arc::new(fresh)),
-            Err(e) => {
-                tracing::warn!(error = %e, "site registry not reloaded; keeping the last good one");
-                held.0 = now;
-            }
-        }
-        Arc::clone(&held.1)
+        self.sites.current()
     }
-}
-
-fn modified(path: &PathBuf) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Who a request comes from.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use exatom_edge::sites::Registry;
+use exatom_plumbing::site_registry::SiteRegistry;
 use exatom_plumbing::telemetry::{Readiness, Shutdown};
 use exatom_plumbing::warehouse::{Connection, Warehouse};
 
@@ -80,12 +81,14 @@ pub async fn grant_sites(
 pub async fn run(config: ConsoleConfig) -> anyhow::Result<()> {
     let registry = exatom_plumbing::telemetry::registry()?;
     let metrics = metrics::ConsoleMetrics::register(&registry)?;
-    let sites = Registry::load(&config.sites_file).map_err(anyhow::Error::msg)?;
+    let sites = Arc::new(SiteRegistry::load(&config.sites_file).map_err(anyhow::Error::msg)?);
+    let loaded = sites.current();
     tracing::info!(
-        sites = sites.sites.len(),
-        users = sites.users.len(),
+        sites = loaded.sites.len(),
+        users = loaded.users.len(),
         "site registry loaded"
     );
+    let reloader = sites.watch(|_| ());
     let key = session_key(&config)?;
     anyhow::ensure!(
         !config.console_site_users || !config.console_session_key_file.as_os_str().is_empty(),
@@ -123,6 +126,7 @@ pub async fn run(config: ConsoleConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown.wait())
         .await
         .context("serving the console")?;
+    reloader.abort();
     tracing::info!("console stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod fault;
 pub mod kafka;
 pub mod retention;
 pub mod retry;
+pub mod site_registry;
 pub mod startup;
 pub mod telemetry;
 pub mod warehouse;
