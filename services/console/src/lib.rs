@@ -97,14 +97,23 @@ pub async fn run(config: ConsoleConfig) -> anyhow::Result<()> {
     if !config.console_site_users {
         tracing::warn!("EXATOM_CONSOLE_SITE_USERS is off: each site's rows are kept to it by the console alone");
     }
-    let warehouse = Warehouse::connect(&Connection::from(&config.endpoints))
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to ClickHouse at {}",
-                config.endpoints.clickhouse_url
-            )
-        })?;
+    // Waits while ClickHouse is away (a console started before it comes up when it does);
+    // a refused account or a schema behind this build stops the start with the fix.
+    let shutdown = Shutdown::on_signals();
+    let connection = Connection::from(&config.endpoints);
+    let warehouse = exatom_plumbing::retry::until_ok(
+        "clickhouse connect",
+        &shutdown,
+        |_| {},
+        || Warehouse::connect_checked(&connection),
+    )
+    .await
+    .map_err(|fault| {
+        anyhow::anyhow!(
+            "connecting to ClickHouse at {}: {fault}",
+            config.endpoints.clickhouse_url
+        )
+    })?;
     let site_users = config.console_site_users.then(|| key.clone());
     let figures = service::Figures::new(warehouse, metrics.query_seconds.clone(), site_users);
     let readiness = Readiness::default();
@@ -121,7 +130,6 @@ pub async fn run(config: ConsoleConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.console_listen))?;
     tracing::info!(listen = %config.console_listen, "console listening");
-    let shutdown = Shutdown::on_signals();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())
         .await
