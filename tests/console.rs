@@ -3,7 +3,7 @@
 //! lock after ten wrong passwords. The figures are rollup rows written here for two sites;
 //! the browser test reads figures the whole pipeline made.
 
-use exatom_e2e::{Console, ConsoleUser, Stack};
+use exatom_e2e::{field_csv_of_the_view, Console, ConsoleUser, Stack};
 
 struct World {
     stack: Stack,
@@ -503,19 +503,7 @@ async fn the_field_table_csv_equals_the_v_field_daily_rows() {
         )
         .await;
     assert_eq!(status, 200, "{csv}");
-    let expected = reqwest::Client::new()
-        .post(&w.stack.clickhouse_url)
-        .body(format!(
-            "SELECT field, interactions, abandons, avg_time_spent_ms, median_hesitation_ms, returns, corrections, errors \
-             FROM exatom.v_field_daily WHERE site = '{a}' AND form = 'signup' AND day = today() \
-             ORDER BY interactions DESC, field FORMAT CSVWithNames"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let expected = field_csv_of_the_view(&w.stack, a, "signup").await;
     assert_eq!(csv.replace('"', ""), expected.replace('"', ""));
     assert_eq!(csv.lines().count(), 3, "{csv}");
     // The page marks the field most abandoned at.

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use exatom_e2e::{poll_until, Console, ConsoleUser};
+use exatom_e2e::{field_csv_of_the_view, poll_until, Console, ConsoleUser};
 
 use crate::world::World;
 
@@ -145,19 +145,7 @@ pub(crate) async fn owner_sees_the_visit_live_then_its_form() {
         )
         .await
         .unwrap();
-    let expected = reqwest::Client::new()
-        .post(&world.stack.clickhouse_url)
-        .body(format!(
-            "SELECT field, interactions, abandons, avg_time_spent_ms, median_hesitation_ms, returns, corrections, errors \
-             FROM exatom.v_field_daily WHERE site = '{site}' AND form = 'signup' AND day = today() \
-             ORDER BY interactions DESC, field FORMAT CSVWithNames"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let expected = field_csv_of_the_view(&world.stack, site, "signup").await;
     assert_eq!(
         csv.as_str().unwrap().replace('"', ""),
         expected.replace('"', "")

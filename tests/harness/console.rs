@@ -161,3 +161,21 @@ impl Console {
         .unwrap()
     }
 }
+
+/// `v_field_daily`'s rows of one form today, with the columns and in the order of the
+/// console's field table, as ClickHouse writes CSV: what its download must equal.
+pub async fn field_csv_of_the_view(stack: &Stack, site: &str, form: &str) -> String {
+    reqwest::Client::new()
+        .post(&stack.clickhouse_url)
+        .body(format!(
+            "SELECT field, interactions, abandons, avg_time_spent_ms, median_hesitation_ms, returns, corrections, errors \
+             FROM exatom.v_field_daily WHERE site = '{site}' AND form = '{form}' AND day = today() \
+             ORDER BY interactions DESC, field FORMAT CSVWithNames"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

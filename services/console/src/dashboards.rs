@@ -258,16 +258,7 @@ pub async fn form_page(
         let (site, form) = path::<(String, String)>(route, audience)?;
         let (viewer, registry) = authorize(&state, &headers, Some(&site), audience)?;
         let p = params(query, audience)?;
-        let form = request::form_key(&form).map_err(|e| Failure::from((audience, e)))?.to_owned();
-        let range = range(&state, &p, audience)?;
-        let segment = Segment::parse(p.segment.as_deref()).map_err(|e| Failure::from((audience, e)))?;
-        let detail = state
-            .figures
-            .for_viewer(&viewer.name)
-            .form(&site, &form, &range, segment)
-            .await
-            .map_err(|e| Failure::from((audience, e)))?
-            .ok_or_else(|| Failure::new(refuse(audience, StatusCode::BAD_REQUEST, &unknown_form(&site, &form, &range))))?;
+        let (range, segment, detail) = form_detail(&state, &viewer, &site, &form, &p, audience).await?;
         let sites = viewer.sites(&registry);
         let csrf = viewer.cookie.as_deref().map(|c| state.key.csrf_token(c)).unwrap_or_default();
         let own_path = format!("/sites/{}/forms/{}", path_segment(&site), path_segment(&form));
@@ -305,6 +296,35 @@ pub async fn form_page(
     }
     .await;
     counted(&state, "form", answer)
+}
+
+/// One form's figures for the viewer: the key, range and segment checked; a form without
+/// figures in the range is a 400 that says so.
+async fn form_detail(
+    state: &Console,
+    viewer: &Viewer,
+    site: &str,
+    form: &str,
+    p: &Params,
+    audience: Audience,
+) -> Result<(Range, Segment, crate::service::FormDetail), Failure> {
+    let form = request::form_key(form).map_err(|e| Failure::from((audience, e)))?;
+    let range = range(state, p, audience)?;
+    let segment = Segment::parse(p.segment.as_deref()).map_err(|e| Failure::from((audience, e)))?;
+    let detail = state
+        .figures
+        .for_viewer(&viewer.name)
+        .form(site, form, &range, segment)
+        .await
+        .map_err(|e| Failure::from((audience, e)))?
+        .ok_or_else(|| {
+            Failure::new(refuse(
+                audience,
+                StatusCode::BAD_REQUEST,
+                &unknown_form(site, form, &range),
+            ))
+        })?;
+    Ok((range, segment, detail))
 }
 
 fn unknown_form(site: &str, form: &str, range: &Range) -> String {
@@ -416,14 +436,8 @@ pub async fn form_api(
         let (site, form, name) = path::<(String, String, String)>(route, audience)?;
         let (viewer, _) = authorize(&state, &headers, Some(&site), audience)?;
         let p = params(query, audience)?;
-        let form = request::form_key(&form)
-            .map_err(|e| Failure::from((audience, e)))?
-            .to_owned();
         let format =
             Format::parse(p.format.as_deref()).map_err(|e| Failure::from((audience, e)))?;
-        let range = range(&state, &p, audience)?;
-        let segment =
-            Segment::parse(p.segment.as_deref()).map_err(|e| Failure::from((audience, e)))?;
         if !["funnel", "fields", "segments", "days"].contains(&name.as_str()) {
             return Err(Failure::new(refuse(
                 audience,
@@ -431,19 +445,7 @@ pub async fn form_api(
                 &format!("no table `{name}`: funnel, fields, segments or days"),
             )));
         }
-        let detail = state
-            .figures
-            .for_viewer(&viewer.name)
-            .form(&site, &form, &range, segment)
-            .await
-            .map_err(|e| Failure::from((audience, e)))?
-            .ok_or_else(|| {
-                Failure::new(refuse(
-                    audience,
-                    StatusCode::BAD_REQUEST,
-                    &unknown_form(&site, &form, &range),
-                ))
-            })?;
+        let (_, _, detail) = form_detail(&state, &viewer, &site, &form, &p, audience).await?;
         let table = match name.as_str() {
             "funnel" => &detail.funnel,
             "fields" => &detail.fields,

@@ -25,6 +25,19 @@ const TOOLTIPS: &str = include_str!("sql/tooltips.sql");
 const LIVE_EVENTS: &str = include_str!("sql/live_events.sql");
 const LIVE_FORMS: &str = include_str!("sql/live_forms.sql");
 
+/// The columns of `form_funnel` (the query pack's), which the form page's funnel repeats.
+const FUNNEL_COLUMNS: [&str; 9] = [
+    "form",
+    "views",
+    "starts",
+    "submits",
+    "conversions",
+    "page_abandoners",
+    "initial_abandoners",
+    "start_rate",
+    "conversion_rate",
+];
+
 /// A query with its placeholders turned into ordered binds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sql {
@@ -207,17 +220,7 @@ impl Figures {
             self.table("form_days", FORM_DAYS, &args),
         )?;
         let mut forms = if funnel.columns.is_empty() {
-            Table::empty(&[
-                "form",
-                "views",
-                "starts",
-                "submits",
-                "conversions",
-                "page_abandoners",
-                "initial_abandoners",
-                "start_rate",
-                "conversion_rate",
-            ])
+            Table::empty(&FUNNEL_COLUMNS)
         } else {
             funnel
         };
@@ -363,18 +366,8 @@ pub fn funnel_of(form: &str, days: &Table) -> Table {
         }
     };
     let whole = |x: f64| Value::from(x as i64);
-    let mut table = Table::empty(&[
-        "form",
-        "views",
-        "starts",
-        "submits",
-        "conversions",
-        "page_abandoners",
-        "initial_abandoners",
-        "start_rate",
-        "conversion_rate",
-        "revenue",
-    ]);
+    let mut table = Table::empty(&FUNNEL_COLUMNS);
+    table.columns.push("revenue".into());
     table.rows.push(vec![
         Value::from(form),
         whole(views),
