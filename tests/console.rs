@@ -40,6 +40,20 @@ impl World {
             stack.execute(&format!(
                 "INSERT INTO exatom.conversions_daily VALUES ('{site}', today(), '{form}', 5, 97.5, 1), ('{site}', today(), '', 2, 10, 1)"
             )).await;
+            // Conversions as events: a transaction sent twice (its revenue once), another
+            // currency, one with no form before it; B's in a currency of its own.
+            let (first, second) = if *site == a {
+                ("EUR", "USD")
+            } else {
+                ("SEK", "SEK")
+            };
+            stack.execute(&format!(
+                "INSERT INTO exatom.conversions (site, day, session_id, event_id, form_key, conversion_tag, transaction_id, revenue, currency, event_time_ms, counts, version) VALUES \
+                 ('{site}', today(), 's1', 'e1', '{form}', 'T', 'tx1', 25, '{first}', 1000, 1, 1), \
+                 ('{site}', today(), 's2', 'e2', '{form}', 'T', 'tx1', 25, '{first}', 2000, 1, 1), \
+                 ('{site}', today(), 's3', 'e3', '{form}', 'T', '', 10, '{second}', 3000, 1, 1), \
+                 ('{site}', today(), 's4', 'e4', '', 'T', '', 5, 'GBP', 4000, 1, 1)"
+            )).await;
             stack.execute(&format!(
                 "INSERT INTO exatom.tooltips_daily VALUES ('{site}', today(), 'ExatomFormStartHesitation', 'desktop', 'NL', 'Chrome', 30, 5, 10, 1)"
             )).await;
@@ -132,6 +146,22 @@ async fn a_user_logs_in_and_reads_only_the_sites_they_hold() {
     assert_eq!(
         forms["rows"][0][9], 97.5,
         "revenue attributed to the form: {json}"
+    );
+
+    // Revenue per currency: the repeated transaction once, B's currency nowhere.
+    let (status, json) = c
+        .get(&format!("/api/sites/{a}/conversion_currencies"), &ann)
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let currencies: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        currencies["rows"],
+        serde_json::json!([
+            ["signup", "EUR", 2, 25],
+            ["signup", "USD", 1, 10],
+            ["", "GBP", 1, 5]
+        ]),
+        "{json}"
     );
 
     // Site B, asked for every way a visitor of the console could.

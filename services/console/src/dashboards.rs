@@ -118,12 +118,14 @@ pub async fn page(
                 pages::framed(&frame, "Forms", "", &body)
             }
             "conversions" => {
-                let table = figures.conversions(&site, &range).await.map_err(|e| Failure::from((audience, e)))?;
+                let (table, currencies) = figures.conversions(&site, &range).await.map_err(|e| Failure::from((audience, e)))?;
                 let decor = Decor { blank: Some("(not attributable)"), ..Decor::default() };
                 let body = format!(
                     "<p>Each conversion counts for the last form its session interacted with before it; \
-                     a conversion with no form before it is not attributable. Revenue counts each transaction once.</p>{}",
-                    pages::table("conversions", &table, &format!("{api}/conversions?{q}&format=csv"), &decor)
+                     a conversion with no form before it is not attributable. Revenue counts each transaction once.</p>{}\
+                     <h2>Revenue per currency</h2><p>The total above adds amounts as the tags sent them; here they are apart.</p>{}",
+                    pages::table("conversions", &table, &format!("{api}/conversions?{q}&format=csv"), &decor),
+                    pages::table("currencies", &currencies, &format!("{api}/conversion_currencies?{q}&format=csv"), &decor)
                 );
                 pages::framed(&frame, "Conversions", "", &body)
             }
@@ -407,17 +409,18 @@ pub async fn api(
                     .map_err(unavailable)?;
                 if name == "live_events" { events } else { forms }
             }
-            "forms" | "form_days" | "conversions" | "trends" | "tooltips" => {
+            "forms" | "form_days" | "conversions" | "conversion_currencies" | "trends" | "tooltips" => {
                 let range = range(&state, &p, audience)?;
                 match name.as_str() {
                     "forms" => figures.forms(&site, &range).await.map_err(unavailable)?.0,
                     "form_days" => figures.forms(&site, &range).await.map_err(unavailable)?.1,
-                    "conversions" => figures.conversions(&site, &range).await.map_err(unavailable)?,
+                    "conversions" => figures.conversions(&site, &range).await.map_err(unavailable)?.0,
+                    "conversion_currencies" => figures.conversions(&site, &range).await.map_err(unavailable)?.1,
                     "trends" => figures.trends(&site, &range).await.map_err(unavailable)?,
                     _ => figures.tooltips(&site, &range).await.map_err(unavailable)?,
                 }
             }
-            _ => return Err(Failure::new(refuse(audience, StatusCode::NOT_FOUND, &format!("no table `{name}`: forms, form_days, conversions, trends, tooltips, live_events or live_forms")))),
+            _ => return Err(Failure::new(refuse(audience, StatusCode::NOT_FOUND, &format!("no table `{name}`: forms, form_days, conversions, conversion_currencies, trends, tooltips, live_events or live_forms")))),
         };
         Ok(send(&table, format, &file_name(&[&site, &name])))
     }

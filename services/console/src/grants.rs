@@ -223,7 +223,7 @@ mod tests {
             "{}",
             other[0]
         );
-        assert_eq!(statements.len(), 16);
+        assert_eq!(statements.len(), 18);
         assert!(statements
             .iter()
             .all(|s| !s.contains("SITE") && !s.contains("PIPELINE")));
@@ -233,7 +233,7 @@ mod tests {
                 .iter()
                 .filter(|s| s.contains("Distributed(exatom_console, 'exatom_site_my-shop'"))
                 .count()
-                == 7
+                == 8
         );
         assert!(site_statements("x' OR 1", "exatom").is_err());
         assert!(site_statements("SHOP", "exatom`; DROP").is_err());

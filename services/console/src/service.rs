@@ -18,6 +18,7 @@ const ATTRIBUTION: &str =
     include_str!("../../../schemas/clickhouse/queries/conversion_attribution.sql");
 const FORM_TREND: &str = include_str!("../../../schemas/clickhouse/queries/trends_daily.sql");
 const FORM_DAYS: &str = include_str!("sql/form_days.sql");
+const CURRENCIES: &str = include_str!("sql/conversion_currencies.sql");
 const FIELDS: &str = include_str!("sql/fields.sql");
 const FORM_SEGMENTS: &str = include_str!("sql/form_segments.sql");
 const TRENDS: &str = include_str!("sql/trends.sql");
@@ -273,13 +274,17 @@ impl Figures {
         }))
     }
 
-    pub async fn conversions(&self, site: &str, range: &Range) -> Result<Table, Unavailable> {
-        self.table(
-            "conversion_attribution",
-            ATTRIBUTION,
-            &Self::site_range(site, range),
+    /// Per attributed form, and per form and currency.
+    pub async fn conversions(
+        &self,
+        site: &str,
+        range: &Range,
+    ) -> Result<(Table, Table), Unavailable> {
+        let args = Self::site_range(site, range);
+        tokio::try_join!(
+            self.table("conversion_attribution", ATTRIBUTION, &args),
+            self.table("conversion_currencies", CURRENCIES, &args),
         )
-        .await
     }
 
     /// Per day of the range (days without figures as zeros).
@@ -428,6 +433,7 @@ mod tests {
         for source in [
             FORM_FUNNEL,
             ATTRIBUTION,
+            CURRENCIES,
             FORM_TREND,
             FORM_DAYS,
             FIELDS,

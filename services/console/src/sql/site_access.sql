@@ -9,6 +9,7 @@ CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.form_segment_daily AS SELECT * FR
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.field_daily AS SELECT * FROM `PIPELINE`.field_daily WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.conversions_daily AS SELECT * FROM `PIPELINE`.conversions_daily WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.tooltips_daily AS SELECT * FROM `PIPELINE`.tooltips_daily WHERE site = 'SITE';
+CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.conversions AS SELECT * FROM `PIPELINE`.conversions WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.events AS SELECT * FROM `PIPELINE`.events WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.v_sessions_daily AS
 SELECT site, day, count() AS sessions, uniqExact(visitor_id) AS visitors, sum(pageviews) AS pageviews,
@@ -20,5 +21,6 @@ CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.form_segment_daily AS `PIPELI
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.field_daily AS `PIPELINE`.field_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'field_daily');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.conversions_daily AS `PIPELINE`.conversions_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'conversions_daily');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.tooltips_daily AS `PIPELINE`.tooltips_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'tooltips_daily');
+CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.conversions AS `PIPELINE`.conversions ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'conversions');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.events AS `PIPELINE`.events ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'events');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.v_sessions_daily AS `PIPELINE_site_SITE`.v_sessions_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'v_sessions_daily')
