@@ -32,6 +32,9 @@ pub struct Console {
     pub figures: Figures,
     pub metrics: ConsoleMetrics,
     pub sites: Arc<SiteRegistry>,
+    /// Password checks at once: each takes 19 MiB and tens of milliseconds of a core, and
+    /// anyone can post the log-in form.
+    pub hashing: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Console {
@@ -62,6 +65,7 @@ impl Console {
             figures,
             metrics,
             sites,
+            hashing: tokio::sync::Semaphore::new(4),
         }
     }
 
@@ -335,7 +339,14 @@ async fn login(
         return response;
     }
     let registry = state.registry();
-    // Argon2 takes tens of milliseconds of CPU: off the async workers.
+    // Argon2 takes tens of milliseconds of CPU: off the async workers, a few at a time.
+    let Ok(_permit) = state.hashing.acquire().await else {
+        return refuse(
+            Audience::Page,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the console is stopping",
+        );
+    };
     let checked = {
         let registry = Arc::clone(&registry);
         let name = name.clone();
