@@ -20,7 +20,7 @@ mod prometheus;
 pub use prometheus::Prometheus;
 #[path = "harness/console.rs"]
 mod console;
-pub use console::{field_csv_of_the_view, Console, ConsoleUser};
+pub use console::{assert_same_rows, field_csv_of_the_view, Console, ConsoleUser};
 
 /// The stack the tests run against, from the environment `make integration` sets.
 #[derive(Debug, Clone)]

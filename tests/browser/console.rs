@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use exatom_e2e::{field_csv_of_the_view, poll_until, Console, ConsoleUser};
+use exatom_e2e::{assert_same_rows, field_csv_of_the_view, poll_until, Console, ConsoleUser};
 
 use crate::world::World;
 
@@ -108,7 +108,14 @@ pub(crate) async fn owner_sees_the_visit_live_then_its_form() {
     b.find("#funnel-chart[data-drawn='1'] canvas").await;
     b.find("#field-chart[data-drawn='1'] canvas").await;
     let fields = cells(b, "#fields tbody tr").await;
-    let mut names: Vec<&str> = fields.iter().map(|r| r[0].as_str()).collect();
+    let in_table: Vec<&str> = fields.iter().map(|r| r[0].as_str()).collect();
+    // The order of the page (the form's DOM: name, e-mail, plan, contact, notes, terms).
+    assert_eq!(
+        in_table,
+        ["full_name", "email", "plan", "contact", "terms"],
+        "the fields in the order of the form"
+    );
+    let mut names = in_table.clone();
     names.sort_unstable();
     let stored = world
         .query("SELECT arrayStringConcat(groupArray(field), ',') FROM (SELECT field FROM exatom.v_field_daily WHERE site = '{site}' AND form = 'signup' ORDER BY field)")
@@ -146,10 +153,7 @@ pub(crate) async fn owner_sees_the_visit_live_then_its_form() {
         .await
         .unwrap();
     let expected = field_csv_of_the_view(&world.stack, site, "signup").await;
-    assert_eq!(
-        csv.as_str().unwrap().replace('"', ""),
-        expected.replace('"', "")
-    );
+    assert_same_rows(csv.as_str().unwrap(), &expected);
     eprintln!("visit on the live page after {live_seconds:.1} s, final figures after {final_seconds:.1} s");
     world.browser.close().await;
 }

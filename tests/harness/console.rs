@@ -162,8 +162,9 @@ impl Console {
     }
 }
 
-/// `v_field_daily`'s rows of one form today, with the columns and in the order of the
-/// console's field table, as ClickHouse writes CSV: what its download must equal.
+/// `v_field_daily`'s rows of one form today, with the columns of the console's field table,
+/// as ClickHouse writes CSV: what its download must hold (the console orders the rows by the
+/// page, which the view does not know: compare with [`assert_same_rows`]).
 pub async fn field_csv_of_the_view(stack: &Stack, site: &str, form: &str) -> String {
     reqwest::Client::new()
         .post(&stack.clickhouse_url)
@@ -178,4 +179,20 @@ pub async fn field_csv_of_the_view(stack: &Stack, site: &str, form: &str) -> Str
         .text()
         .await
         .unwrap()
+}
+
+/// Two CSV texts with the same header and the same rows, in any order (quotes aside).
+pub fn assert_same_rows(csv: &str, expected: &str) {
+    let rows = |text: &str| {
+        let text = text.replace('"', "");
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let header = if lines.is_empty() {
+            String::new()
+        } else {
+            lines.remove(0)
+        };
+        lines.sort();
+        (header, lines)
+    };
+    assert_eq!(rows(csv), rows(expected), "{csv}\n---\n{expected}");
 }

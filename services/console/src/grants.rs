@@ -7,8 +7,9 @@
 //! policies; on a modern server the same holds, and a row policy per user would do it too
 //! (README, "Console").
 //!
-//! `exatom-console grant-sites FILE` makes the databases of every registered site, drops
-//! those of sites no longer registered, writes the users to FILE (a `users.d` file of the
+//! `exatom-console grant-sites FILE` makes the databases of every registered site afresh
+//! (definitions only, so they follow the migrations), drops those of sites no longer
+//! registered, writes the users to FILE (a `users.d` file of the
 //! server) and waits until the server has loaded them. A user's ClickHouse password is
 //! derived from the console's key, so the console needs no list of them.
 
@@ -121,6 +122,19 @@ pub async fn grant_sites(
     sites.sort_unstable();
     let fail = |what: String| move |e: clickhouse::error::Error| anyhow::anyhow!("{what}: {e}");
     for site in &sites {
+        // Rebuilt each time (they hold no data, only definitions): a Distributed table keeps
+        // the columns its table had when it was made, and migrations add columns.
+        for name in [
+            site_database(&warehouse.database, site),
+            filtered_database(&warehouse.database, site),
+        ] {
+            warehouse
+                .client
+                .query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                .execute()
+                .await
+                .map_err(fail(format!("dropping {name}")))?;
+        }
         for statement in site_statements(site, &warehouse.database).map_err(anyhow::Error::msg)? {
             warehouse
                 .client

@@ -20,6 +20,7 @@ const FORM_TREND: &str = include_str!("../../../schemas/clickhouse/queries/trend
 const FORM_DAYS: &str = include_str!("sql/form_days.sql");
 const CURRENCIES: &str = include_str!("sql/conversion_currencies.sql");
 const FIELDS: &str = include_str!("sql/fields.sql");
+const FIELD_ORDER: &str = include_str!("sql/field_order.sql");
 const FORM_SEGMENTS: &str = include_str!("sql/form_segments.sql");
 const TRENDS: &str = include_str!("sql/trends.sql");
 const TOOLTIPS: &str = include_str!("sql/tooltips.sql");
@@ -258,14 +259,30 @@ impl Figures {
         let mut args = Self::site_range(site, range);
         args.push(("form", Arg::Text(form.to_owned())));
         let segments_sql = FORM_SEGMENTS.replace("SEGMENT", segment.column());
-        let (fields, segments, days) = tokio::try_join!(
+        let order_args = [
+            ("site", Arg::Text(site.to_owned())),
+            ("form", Arg::Text(form.to_owned())),
+            ("to", Arg::Text(range.to.to_string())),
+            (
+                "since",
+                Arg::Text(
+                    range
+                        .from
+                        .max(range.to - chrono::Duration::days(6))
+                        .to_string(),
+                ),
+            ),
+        ];
+        let (mut fields, positions, segments, days) = tokio::try_join!(
             self.table("fields", FIELDS, &args),
+            self.table("field_order", FIELD_ORDER, &order_args),
             self.table("form_segments", &segments_sql, &args),
             self.table("trends_daily", FORM_TREND, &args),
         )?;
         if days.rows.is_empty() {
             return Ok(None);
         }
+        in_page_order(&mut fields, &positions);
         Ok(Some(FormDetail {
             funnel: funnel_of(form, &days),
             fields,
@@ -349,6 +366,22 @@ impl Figures {
     }
 }
 
+/// Puts a form's fields in the order of its page: those with a known position by it, the
+/// others after them as they came (most interactions first).
+pub fn in_page_order(fields: &mut Table, positions: &Table) {
+    let place: HashMap<String, i64> = positions
+        .rows
+        .iter()
+        .filter_map(|r| Some((text(r.first()?), r.get(1)?.as_i64()?)))
+        .collect();
+    // A stable sort: fields without a position keep the query's order among themselves.
+    fields.rows.sort_by_key(|r| {
+        r.first()
+            .and_then(|f| place.get(&text(f)).copied())
+            .unwrap_or(i64::MAX)
+    });
+}
+
 /// A form's funnel over a range, summed from its days (what `form_funnel` answers for
 /// every form, for one form without reading the others).
 pub fn funnel_of(form: &str, days: &Table) -> Table {
@@ -393,6 +426,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fields_follow_their_page_and_the_unplaced_keep_their_order_after() {
+        let mut fields = Table::from_json_lines(
+            "{\"field\":\"notes\",\"interactions\":9}\n{\"field\":\"email\",\"interactions\":7}\n\
+             {\"field\":\"legacy\",\"interactions\":5}\n{\"field\":\"name\",\"interactions\":3}\n\
+             {\"field\":\"old\",\"interactions\":1}",
+        )
+        .unwrap();
+        let positions = Table::from_json_lines(
+            "{\"field\":\"name\",\"position\":0}\n{\"field\":\"email\",\"position\":1}\n{\"field\":\"notes\",\"position\":4}",
+        )
+        .unwrap();
+        in_page_order(&mut fields, &positions);
+        let order: Vec<String> = fields.rows.iter().map(|r| text(&r[0])).collect();
+        assert_eq!(order, ["name", "email", "notes", "legacy", "old"]);
+    }
+
+    #[test]
     fn a_funnel_sums_its_days_and_its_rates_follow_form_funnel() {
         let days = Table::from_json_lines(
             "{\"day\":\"2026-12-01\",\"views\":10,\"starts\":4,\"submits\":3,\"conversions\":2,\"revenue\":10.5}\n\
@@ -429,7 +479,9 @@ mod tests {
 
     #[test]
     fn every_query_of_the_console_binds_only_what_it_sets() {
-        let set = ["site", "from", "to", "form", "since_ms", "day_from", "day"];
+        let set = [
+            "site", "from", "to", "form", "since_ms", "day_from", "day", "since",
+        ];
         for source in [
             FORM_FUNNEL,
             ATTRIBUTION,
@@ -437,6 +489,7 @@ mod tests {
             FORM_TREND,
             FORM_DAYS,
             FIELDS,
+            FIELD_ORDER,
             FORM_SEGMENTS,
             TRENDS,
             TOOLTIPS,

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_monthly_rollup_partitions"),
     migration!(6, "0006_events_by_visitor"),
     migration!(7, "0007_reporting_data_kept"),
+    migration!(8, "0008_field_order"),
 ];
 
 /// What the server can do, read from `SELECT version()`.

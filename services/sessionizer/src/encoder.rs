@@ -30,6 +30,8 @@ pub struct EventRow {
     pub referrer: String,
     pub form_key: String,
     pub field_key: String,
+    /// The field's position on its page; -1 without a field.
+    pub field_order: i32,
     pub form_event: &'static str,
     pub value: String,
     /// Whether the event carried a value: `""` is one (an empty field), absence is another.
@@ -71,6 +73,7 @@ impl EventRow {
             referrer: b.referrer.clone().unwrap_or_default(),
             form_key: b.form.as_ref().map(|f| f.key()).unwrap_or_default(),
             field_key: b.field.as_ref().map(|f| f.key()).unwrap_or_default(),
+            field_order: b.field.as_ref().map_or(-1, |f| f.order),
             form_event: b.form_event.map_or("", FormEventKind::as_str),
             value: b.value.clone().unwrap_or_default(),
             value_present: u8::from(b.value.is_some()),

@@ -13,7 +13,7 @@ use crate::rules::ClosedSession;
 
 /// The columns of [`StoredEvent`], in its field order, for the read-back query.
 pub const STORED_COLUMNS: &str = "site, day, event_id, visitor_id, kind, event_time_ms, \
-    received_at_ms, page, title, referrer, form_key, field_key, form_event, value, \
+    received_at_ms, page, title, referrer, form_key, field_key, field_order, form_event, value, \
     value_present, conversion_tag, transaction_id, revenue, currency, tooltip_action, \
     trigger, country, region, browser_family, browser_major, os_family, device_class, \
     is_bot, src_partition, src_offset, session_id, version";
@@ -34,6 +34,7 @@ pub struct StoredEvent {
     pub referrer: String,
     pub form_key: String,
     pub field_key: String,
+    pub field_order: i32,
     pub form_event: String,
     pub value: String,
     pub value_present: u8,
@@ -180,6 +181,7 @@ fn final_row(e: &StoredEvent, session_id: &str, seq: u32) -> EventRow {
         referrer: e.referrer.clone(),
         form_key: e.form_key.clone(),
         field_key: e.field_key.clone(),
+        field_order: e.field_order,
         form_event: stored_name(
             &e.form_event,
             FormEventKind::from_name,

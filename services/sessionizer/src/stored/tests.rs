@@ -107,6 +107,7 @@ fn as_stored(row: &EventRow) -> StoredEvent {
         referrer: row.referrer.clone(),
         form_key: row.form_key.clone(),
         field_key: row.field_key.clone(),
+        field_order: row.field_order,
         form_event: row.form_event.to_owned(),
         value: row.value.clone(),
         value_present: row.value_present,
