@@ -8,7 +8,10 @@
 //! - 35 % start and abandon after 1–5 fields (focus, input, blur per field);
 //! - 35 % fill all six fields, submit, land on the thank-you page and convert.
 //!
-//! About 12 events a journey, in two batches (the form page, then the thank-you page).
+//! Every page also reports what its tag sees besides the form: two clicks (one in 15 dead,
+//! one in 20 a rage click), the depth read, and in one journey of ten a script error.
+//!
+//! About 15 events a journey, in two batches (the form page, then the thank-you page).
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -115,6 +118,7 @@ pub fn journey(site: &str, n: u64, rng: &mut Seeded, ts: chrono::DateTime<chrono
             first.push(e);
         }
     }
+    first.extend(behaviour(n, rng, &page, user_agent, &mut stamp));
     let mut batches = vec![first];
     if outcome == Outcome::Converted {
         seq += 1;
@@ -128,6 +132,7 @@ pub fn journey(site: &str, n: u64, rng: &mut Seeded, ts: chrono::DateTime<chrono
                    "title": "Thank you", "referrer": page}),
             json!({"id": uuid(rng), "type": "conversion", "ts": stamp(), "tag": format!("{site}1"),
                    "transaction_id": format!("T-{n}"), "revenue": 25, "currency": "EUR"}),
+            json!({"id": uuid(rng), "type": "scroll", "ts": stamp(), "page": thanks, "depth": 100}),
         ]);
     }
     Journey {
@@ -136,6 +141,48 @@ pub fn journey(site: &str, n: u64, rng: &mut Seeded, ts: chrono::DateTime<chrono
         outcome,
         batches,
     }
+}
+
+/// The form page's clicks, depth read and (one journey in ten) script error.
+fn behaviour(
+    n: u64,
+    rng: &mut Seeded,
+    page: &str,
+    user_agent: &str,
+    stamp: &mut impl FnMut() -> String,
+) -> Vec<Value> {
+    let viewport_width = if user_agent.contains("Mobile") {
+        390
+    } else {
+        1280
+    };
+    let mut events = Vec::with_capacity(4);
+    for i in 0..2 {
+        let dead = i == 0 && n.is_multiple_of(15);
+        let path = if dead {
+            "main>div.promo>span.badge"
+        } else {
+            "main>form#signup>button.primary"
+        };
+        events.push(
+            json!({"id": uuid(rng), "type": "click", "ts": stamp(), "page": page,
+            "x": (rng.gen_range(0.0..1.0f64) * 1e4).round() / 1e4, "y": rng.gen_range(0..2400),
+            "viewport_width": viewport_width, "path": path, "interactive": !dead,
+            "rage": i == 1 && n.is_multiple_of(20), "dead": dead}),
+        );
+    }
+    let depth = [25, 50, 75, 100][rng.gen_range(0..4)];
+    events.push(
+        json!({"id": uuid(rng), "type": "scroll", "ts": stamp(), "page": page, "depth": depth}),
+    );
+    if n.is_multiple_of(10) {
+        let app = "https://shop.example/static/app.js";
+        events.push(json!({"id": uuid(rng), "type": "js_error", "ts": stamp(), "page": page,
+            "message": "TypeError: Cannot read properties of undefined (reading 'value')",
+            "source": app, "line": 120, "column": 17,
+            "frames": [{"file": app, "line": 120, "column": 17}, {"file": app, "line": 88, "column": 5}]}));
+    }
+    events
 }
 
 /// A batch's body as the tag sends it.
@@ -151,6 +198,8 @@ pub struct Expected {
     pub views: u64,
     pub starts: u64,
     pub conversions: u64,
+    pub clicks: u64,
+    pub script_errors: u64,
 }
 
 impl Expected {
@@ -164,6 +213,15 @@ impl Expected {
         if j.outcome == Outcome::Converted {
             self.conversions += 1;
         }
+        let of = |kind: &str| {
+            j.batches
+                .iter()
+                .flatten()
+                .filter(|e| e["type"] == kind)
+                .count() as u64
+        };
+        self.clicks += of("click");
+        self.script_errors += of("js_error");
     }
 }
 
@@ -188,7 +246,9 @@ mod tests {
         assert!((0.27..0.33).contains(&(1.0 - share(expected.starts))));
         assert!((0.32..0.38).contains(&share(expected.conversions)));
         let per_journey = share(expected.events);
-        assert!((10.0..14.0).contains(&per_journey), "{per_journey}");
+        assert!((13.0..17.0).contains(&per_journey), "{per_journey}");
+        assert_eq!(expected.clicks, 2 * expected.journeys);
+        assert_eq!(expected.script_errors, expected.journeys / 10);
     }
 
     #[test]

@@ -57,6 +57,16 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
         form_event(14_000, "input", "name", Some("")),
         form_event(15_000, "focus", "email", None),
         form_event(16_000, "blur", "email", Some("*")),
+        // Behaviour events straight from a client, not the tag: what the tag scrubs in the
+        // browser arrives here unscrubbed, and must not get past the anonymizer either.
+        json!({"id": event_id(), "type": "click", "ts": at(16_200), "page": page,
+               "x": 0.51, "y": 260, "viewport_width": 1280, "interactive": false, "rage": false, "dead": true,
+               "path": format!("form#signup>div#user-{run}.{typed}")}),
+        json!({"id": event_id(), "type": "scroll", "ts": at(16_300), "page": page, "depth": 60}),
+        json!({"id": event_id(), "type": "js_error", "ts": at(16_400), "page": page,
+               "message": format!("No account for {typed} ({phone}), see https://api.shop.test/u?key={run}#x"),
+               "source": format!("https://cdn.shop.test/app.js?v={run}"), "line": 12, "column": 5,
+               "frames": [{"file": format!("https://cdn.shop.test/app.js?v={run}"), "line": 12, "column": 5}]}),
         json!({"id": event_id(), "type": "form_event", "ts": at(17_000), "page": page,
                "form": form, "event": "submit", "seq": 17_000}),
         json!({"id": event_id(), "type": "conversion", "ts": at(20_000), "tag": "E2E1",
@@ -75,13 +85,14 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
         .unwrap();
     assert_eq!(response.status(), 202);
     let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer, json!({"accepted": 13, "rejected": []}));
+    assert_eq!(answer, json!({"accepted": 16, "rejected": []}));
 
     // The session closes (stream time passes the batch's arrival + 2 s) and is aggregated:
     // its rows, then the rollups one after the other, the conversion segments last here.
     let aggregated = format!(
         "SELECT (SELECT count() FROM exatom.form_sessions FINAL WHERE site = '{site}'), \
-         (SELECT count() FROM exatom.conversion_segment_daily WHERE site = '{site}') > 0"
+         (SELECT count() FROM exatom.conversion_segment_daily WHERE site = '{site}') > 0 \
+         AND (SELECT count() FROM exatom.errors_daily WHERE site = '{site}') > 0"
     );
     wait_until(
         Duration::from_secs(90),
@@ -102,7 +113,7 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
     assert!(cols[0].bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(
         &cols[1..],
-        &["13", "1", "20000", "1", "1", "1", "1", "10.5"]
+        &["16", "1", "20000", "1", "1", "1", "1", "10.5"]
     );
 
     let events = stack
@@ -110,7 +121,7 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
             "SELECT count(), uniqExact(session_id), min(version), max(seq) FROM exatom.events FINAL WHERE site = '{site}'"
         ))
         .await;
-    assert_eq!(events.trim(), "13\t1\t2\t12");
+    assert_eq!(events.trim(), "16\t1\t2\t15");
 
     let daily = stack
         .query(&format!("SELECT sessions, visitors, pageviews, avg_session_duration_s FROM exatom.v_sessions_daily WHERE site = '{site}'"))
@@ -139,6 +150,22 @@ async fn a_visit_becomes_a_session_and_form_figures_without_identity() {
         .query(&format!("SELECT form, conversions, revenue FROM exatom.v_conversions_daily WHERE site = '{site}'"))
         .await;
     assert_eq!(conversions.trim(), "signup\t1\t10.5");
+    // The click in its bin (x 0.51 → column 25, y 260 → row 10), the page read to 60 %, and
+    // the error in a session that converted; the page without its query.
+    let stack = &stack;
+    let view = |sql: String| async move { stack.query(&sql).await.trim().to_owned() };
+    assert_eq!(
+        view(format!("SELECT page, x_bin, y_bin, clicks, rage_clicks, dead_clicks FROM exatom.v_heatmap_daily WHERE site = '{site}'")).await,
+        "https://shop.test/signup\t25\t10\t1\t0\t1"
+    );
+    assert_eq!(
+        view(format!("SELECT views, reached_25, reached_50, reached_75, reached_100 FROM exatom.v_scroll_daily WHERE site = '{site}'")).await,
+        "1\t1\t1\t0\t0"
+    );
+    assert_eq!(
+        view(format!("SELECT message, source, errors, sessions, sessions_abandoning_a_form, sessions_converting FROM exatom.v_errors_daily WHERE site = '{site}'")).await,
+        "No account for privacy@exatom.io (+## # ########), see https://api.shop.test/u\thttps://cdn.shop.test/app.js\t1\t1\t0\t1"
+    );
 
     // Privacy: past the anonymizer, no IP, no user agent, no typed value, no phone number.
     let needles = [

@@ -149,14 +149,26 @@ async fn two_hundred_thousand_events_are_each_counted_once_through_restarts() {
     let revenue = format!(
         "SELECT sum(conversions), sum(revenue) FROM exatom.v_conversions_daily WHERE site = '{site}'"
     );
+    // Clicks and script errors: every one of them in the heatmap and the errors view.
+    let behaviour = format!(
+        "SELECT (SELECT sum(clicks) FROM exatom.v_heatmap_daily WHERE site = '{site}'), \
+         (SELECT sum(errors) FROM exatom.v_errors_daily WHERE site = '{site}')"
+    );
     let figures = || async {
         format!(
-            "{}\t{}",
+            "{}\t{}\t{}",
             stack.query(&form).await.trim(),
-            stack.query(&revenue).await.trim()
+            stack.query(&revenue).await.trim(),
+            stack.query(&behaviour).await.trim()
         )
     };
-    let want = format!("{j}\t{}\t{c}\t{c}\t{}", expected.starts, 25 * c);
+    let want = format!(
+        "{j}\t{}\t{c}\t{c}\t{}\t{}\t{}",
+        expected.starts,
+        25 * c,
+        expected.clicks,
+        expected.script_errors
+    );
     let settled = poll_until(Duration::from_secs(180), || async {
         figures().await == want
     })

@@ -74,10 +74,11 @@ let busy = 0;
 let timer = 0;
 let attempt = 0;
 
-/** Queues one event; batches leave at most a second later. */
+/** Queues one event; batches leave at most a second later. An event sent late (a click
+ * waits a second) brings the time it happened. */
 const send = (event) => {
   event.id = uuid();
-  event.ts = iso();
+  event.ts = event.ts || iso();
   if (queue.length < MAX_QUEUE) queue.push(event);
   later(queue.length >= MAX_BATCH ? 0 : 1000);
 };
@@ -125,8 +126,12 @@ const flush = () => {
   );
 };
 
+/** Called first when the page goes away, so that a tag can queue its last events. */
+const departing = [];
+
 /** The page is going away (or hidden, maybe for good): send everything now. */
 const leave = () => {
+  departing.forEach((f) => safe(f)());
   clearTimeout(timer);
   timer = 0;
   while (queue.length) {

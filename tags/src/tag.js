@@ -207,8 +207,145 @@ const onForm = (e) => {
   if (e.type == 'submit') later(0);
 };
 
+// Clicks, scroll depth and the page's own errors: where visitors click (a position and an
+// element path, never what a field holds), how far down they read, and what broke.
+const INTERACTIVE = 'a,button,input,select,textarea,label,summary,[role=button],[role=link],[onclick],[contenteditable]';
+// A stack frame's location: Chrome `at fn (url:1:2)` or `at url:1:2`, Firefox and Safari
+// `fn@url:1:2`. Only http(s) scripts (the collector takes no other): eval, extensions skipped.
+const FRAME = /(https?:\/\/[^\s()]*?):(\d+):(\d+)\)?$/;
+const URLS = /[a-z][\w+.-]*:\/\/[^\s'"<>()]+/gi;
+const round = Math.round;
+
+/** A URL as origin and path only (a query or fragment can carry a token or what a visitor
+ * typed); for a URL without a host (data:, blob:, file:) only its scheme. */
+const bare = (href) => {
+  try {
+    const u = new URL(href);
+    return u.host ? u.protocol + '//' + u.host + u.pathname : u.protocol;
+  } catch (e) {
+    return '';
+  }
+};
+const OWN = bare(me && me.src);
+
+/** The clicked element as `tag#id.class>…`, at most 5 levels up. Ids and classes are
+ * scrubbed (they can hold a user id or an e-mail); an `itemprop` element gives its tag
+ * only; in a blocked region only its outermost element is named, nothing inside it. */
+const path = (el) => {
+  for (let b = el.closest(BLOCK); b; b = b.parentElement && b.parentElement.closest(BLOCK)) el = b;
+  const parts = [];
+  for (let i = 0; el && i < 5; i++, el = el.parentElement) {
+    let s = el.tagName.toLowerCase();
+    if (!el.hasAttribute('itemprop')) {
+      if (el.id) s += '#' + scrub(el.id);
+      [...el.classList].slice(0, 3).forEach((c) => (s += '.' + scrub(c)));
+    }
+    parts.unshift(s);
+  }
+  return parts.join('>').slice(-200);
+};
+
+let taps = []; // the last second's clicks, for rage clicks
+let waiting = []; // clicks waiting out their second, to know whether they were dead
+
+/** A click is sent a second later: by then it is known whether it changed anything. */
+const onClick = (e) => {
+  // A button pressed with the keyboard (or clicked by a script) clicks at no position.
+  if (!e.detail) return;
+  const t = e.target;
+  const x = e.pageX;
+  const y = e.pageY;
+  const now = Date.now();
+  const href = location.href;
+  const interactive = !!t.closest(INTERACTIVE);
+  // Rage: the third click (or more) within a second and 30 px.
+  taps = taps.filter((c) => now - c.t < 1000);
+  const near = taps.filter((c) => Math.hypot(c.x - x, c.y - y) <= 30).length;
+  taps.push({ x, y, t: now });
+  const click = {
+    type: 'click',
+    page: page(),
+    x: Math.min(1, Math.max(0, round((x / (D.documentElement.scrollWidth || 1)) * 1e4) / 1e4)),
+    y: Math.max(0, round(y)),
+    viewport_width: W.innerWidth,
+    path: path(t),
+    interactive,
+    rage: near > 1,
+    dead: false,
+    ts: iso(),
+  };
+  // Dead: a click on something not meant to be clicked that changed neither the DOM nor the URL.
+  let changed = interactive;
+  const watch = new MutationObserver(() => (changed = true));
+  if (!interactive) watch.observe(D.documentElement, { childList: true, subtree: true, attributes: true, characterData: true });
+  const settle = (leaving) => {
+    if (waiting.indexOf(settle) < 0) return;
+    waiting = waiting.filter((f) => f != settle);
+    watch.disconnect();
+    click.dead = !leaving && !changed && location.href == href;
+    send(click);
+  };
+  waiting.push(settle);
+  setTimeout(safe(settle), 1000);
+};
+
+let deepest = 0; // how far down this page has been seen, in % of its height
+let told = 0; // the depth last sent
+let measuring = 0;
+
+/** Sends the depth reached when it is deeper than the one last sent. */
+const scrolled = (p) => deepest > told && send({ type: 'scroll', page: p || page(), depth: (told = deepest) });
+
+const measure = () => {
+  measuring = 0;
+  const seen = round((100 * (W.scrollY + W.innerHeight)) / (D.documentElement.scrollHeight || 1));
+  deepest = Math.max(deepest, Math.min(100, seen));
+  // One event per quarter crossed: a jump from 10 to 80 % is one event, depth 80.
+  if (((deepest / 25) | 0) > ((told / 25) | 0)) scrolled();
+};
+
+// Scroll events come many a second: the depth is measured at most every 200 ms.
+const onScroll = () => (measuring = measuring || setTimeout(safe(measure), 200));
+
+let errors = 0;
+
+/** The page's uncaught errors and unhandled rejections, with their message scrubbed and
+ * URLs reduced to origin and path. At most 20 a page view: a page throwing in a loop costs
+ * a comparison per error. The tag's own errors never count. */
+const onError = (e) => {
+  if (errors > 19 || e.target != W) return;
+  const x = e.error || e.reason;
+  const frames = [];
+  String((x && x.stack) || '')
+    .split('\n', 50)
+    .forEach((l) => {
+      const m = frames.length < 5 && l.trim().match(FRAME);
+      if (m) frames.push({ file: bare(m[1]), line: +m[2], column: +m[3] });
+    });
+  const first = frames[0] || {};
+  const at = e.filename ? { file: bare(e.filename), line: e.lineno, column: e.colno } : first;
+  if (OWN && (at.file == OWN || first.file == OWN)) return;
+  errors++;
+  send({
+    type: 'js_error',
+    page: page(),
+    message: scrub(String((x && x.message) || e.message || x).slice(0, 1000).replace(URLS, bare)) || 'Error',
+    source: /^http/.test(at.file) ? at.file : '',
+    line: at.line || 0,
+    column: at.column || 0,
+    frames,
+  });
+};
+
+/** The page goes away: the clicks still waiting and the final depth are sent with it. */
+const depart = () => {
+  measure();
+  waiting.forEach((f) => f(1));
+  scrolled();
+};
+
 const pageView = (referrer) => {
-  seq = 0;
+  seq = errors = deepest = told = 0;
   const t = D.querySelector('title');
   send({ type: 'page_view', page: page(), title: t && silent(t) ? '' : scrub(D.title), referrer: clean(referrer) });
 };
@@ -220,13 +357,19 @@ const route = () => {
   url = location.href;
   forms = [];
   reported = new WeakMap();
+  // The depth reached on the page left, then the new page's own.
+  scrolled(clean(previous));
   pageView(previous);
   scan();
+  measure();
 };
 
 const start = () => {
   pageView(D.referrer);
   scan();
+  // A page shorter than the window is seen to its end at once; measured after images load.
+  if (D.readyState == 'complete') measure();
+  else W.addEventListener('load', safe(measure));
   let pending = 0;
   new MutationObserver(
     safe(() => {
@@ -248,6 +391,12 @@ if (site && !api.tag) {
     };
   });
   W.addEventListener('popstate', safe(() => setTimeout(safe(route), 50)));
+  D.addEventListener('click', safe(onClick), { capture: true, passive: true });
+  W.addEventListener('scroll', safe(onScroll), { passive: true });
+  // Bubbling only: resource load errors (fired on elements) never reach these.
+  W.addEventListener('error', safe(onError));
+  W.addEventListener('unhandledrejection', safe(onError));
+  departing.push(depart);
 
   /** Reports a tooltip shown, clicked or closed; returns its id for the later actions. */
   api.tooltip = safe((action, trigger, id, form) => {

@@ -3,6 +3,7 @@
 //! sits between the browser and the collector, so the tests read byte for byte what left
 //! the browser, and then what the broker and ClickHouse hold.
 
+mod behaviour;
 mod chrome;
 mod console;
 mod recorder;
@@ -33,6 +34,11 @@ async fn the_tag_survives_page_errors_late_forms_route_changes_blocked_sections_
 #[tokio::test]
 async fn a_site_owner_sees_the_visit_live_then_its_form_in_the_console() {
     within(console::owner_sees_the_visit_live_then_its_form()).await;
+}
+
+#[tokio::test]
+async fn clicks_scroll_depth_and_script_errors_reach_their_views_without_a_marker() {
+    within(behaviour::clicks_scrolls_and_errors_reach_their_views()).await;
 }
 
 #[tokio::test]
@@ -422,21 +428,8 @@ async fn robustness() {
         accepted.len(),
         "an accepted event was sent again"
     );
-    let expected = format!("{}\t{}", ids.len(), ids.len());
-    wait_until(Duration::from_secs(60), "every event in ClickHouse", || async {
-        world
-            .query("SELECT count(), uniqExact(event_id) FROM exatom.events FINAL WHERE site = '{site}'")
-            .await
-            == expected
-    })
-    .await;
-    let stored: HashSet<String> = world
-        .query("SELECT event_id FROM exatom.events FINAL WHERE site = '{site}'")
-        .await
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(stored, ids);
+    let stored = world.wait_all_stored().await;
+    assert!(ids.is_subset(&stored));
 
     assert_nowhere(
         &world,
@@ -604,22 +597,7 @@ async fn structured_data() {
     }
 
     // Wait until the last event is in ClickHouse, then look everywhere.
-    let ids: HashSet<String> = accepted
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect();
-    let expected = ids.len().to_string();
-    wait_until(
-        Duration::from_secs(60),
-        "every event in ClickHouse",
-        || async {
-            world
-                .query("SELECT uniqExact(event_id) FROM exatom.events FINAL WHERE site = '{site}'")
-                .await
-                == expected
-        },
-    )
-    .await;
+    world.wait_all_stored().await;
     let mut needles: Vec<String> = planted.iter().map(|w| w.to_string()).collect();
     needles.push(typed);
     assert_nowhere(&world, &needles).await;

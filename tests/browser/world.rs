@@ -98,6 +98,32 @@ impl World {
         .await;
     }
 
+    /// Waits until ClickHouse holds every accepted event once (and nothing else), and
+    /// returns their ids. Accepted is read on every look: a click is sent a second late.
+    pub(crate) async fn wait_all_stored(&self) -> std::collections::HashSet<String> {
+        let accepted = || -> std::collections::HashSet<String> {
+            self.accepted()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let stored = || async {
+            let rows = self
+                .query("SELECT event_id FROM exatom.events FINAL WHERE site = '{site}'")
+                .await;
+            let ids: Vec<String> = rows.lines().map(str::to_owned).collect();
+            let unique: std::collections::HashSet<String> = ids.iter().cloned().collect();
+            (ids.len() == unique.len()).then_some(unique)
+        };
+        wait_until(
+            Duration::from_secs(60),
+            "every event in ClickHouse",
+            || async { stored().await == Some(accepted()) },
+        )
+        .await;
+        accepted()
+    }
+
     pub(crate) async fn query(&self, sql: &str) -> String {
         let sql = sql.replace("{site}", &self.site);
         self.stack.query(&sql).await.trim().to_owned()
@@ -132,6 +158,31 @@ pub(crate) fn assert_not_sent(world: &World, needles: &[String]) {
 /// bodies), every topic, every table.
 pub(crate) async fn assert_nowhere(world: &World, needles: &[String]) {
     assert_not_sent(world, needles);
+    assert_not_stored(world, needles).await;
+}
+
+/// None of `needles` left the browser in a batch of events (the page itself may load URLs
+/// holding them: a script's query string).
+pub(crate) fn assert_not_reported(world: &World, needles: &[String]) {
+    let batches: Vec<_> = world
+        .recorder
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.batch().is_some())
+        .collect();
+    assert!(!batches.is_empty());
+    for x in &batches {
+        for needle in needles {
+            assert!(
+                !contains(&x.body, needle),
+                "{needle} left the browser in a batch"
+            );
+        }
+    }
+}
+
+/// None of `needles` is in any topic or table.
+pub(crate) async fn assert_not_stored(world: &World, needles: &[String]) {
     for topic in TOPICS {
         for (key, value) in world.stack.topic_records(topic) {
             for needle in needles {

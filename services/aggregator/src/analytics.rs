@@ -6,6 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use exatom_core::model::{EventKind, FormEventKind, Session, SessionEvent, TooltipAction};
 
+pub use behaviour::{ClickBin, PageScroll, SessionError};
+
+pub mod behaviour;
+
 /// What one session did with one form.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FormSession {
@@ -75,6 +79,24 @@ pub struct SessionAnalytics {
     pub fields: Vec<FieldSession>,
     pub conversions: Vec<Attributed>,
     pub tooltips: Vec<Tooltip>,
+    pub click_bins: Vec<ClickBin>,
+    pub scrolls: Vec<PageScroll>,
+    pub errors: Vec<SessionError>,
+}
+
+impl SessionAnalytics {
+    /// Forms the session started and left without converting.
+    pub fn abandoned_forms(&self) -> Vec<String> {
+        self.forms
+            .iter()
+            .filter(|f| f.abandon_field.is_some())
+            .map(|f| f.form_key.clone())
+            .collect()
+    }
+
+    pub fn converted(&self) -> bool {
+        !self.conversions.is_empty()
+    }
 }
 
 /// Computes the analytics of a closed session (events in event-time order).
@@ -159,6 +181,9 @@ pub fn analyze(session: &Session) -> SessionAnalytics {
 
     out.fields = field_sessions(events, &forms);
     out.forms = forms.into_values().collect();
+    out.click_bins = behaviour::click_bins(events);
+    out.scrolls = behaviour::page_scrolls(events);
+    out.errors = behaviour::session_errors(events);
     out
 }
 

@@ -95,6 +95,50 @@ pub struct TooltipRow {
     pub version: u64,
 }
 
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct ClickBinRow {
+    pub site: String,
+    pub day: u16,
+    pub session_id: String,
+    pub page: String,
+    pub device_class: String,
+    pub x_bin: u8,
+    pub y_bin: u32,
+    pub clicks: u32,
+    pub rage_clicks: u32,
+    pub dead_clicks: u32,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct PageScrollRow {
+    pub site: String,
+    pub day: u16,
+    pub session_id: String,
+    pub page: String,
+    pub view: u32,
+    pub device_class: String,
+    pub depth: u8,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct SessionErrorRow {
+    pub site: String,
+    pub day: u16,
+    pub session_id: String,
+    pub page: String,
+    pub message: String,
+    pub source: String,
+    pub device_class: String,
+    pub errors: u32,
+    pub first_error_ms: i64,
+    pub abandoned_forms: Vec<String>,
+    pub abandoned_form: u8,
+    pub converted: u8,
+    pub version: u64,
+}
+
 /// All rows of a batch of sessions, by table, and the rollup groups they touch.
 #[derive(Debug, Default)]
 pub struct Rows {
@@ -102,6 +146,9 @@ pub struct Rows {
     pub fields: Vec<FieldRow>,
     pub conversions: Vec<ConversionRow>,
     pub tooltips: Vec<TooltipRow>,
+    pub click_bins: Vec<ClickBinRow>,
+    pub scrolls: Vec<PageScrollRow>,
+    pub errors: Vec<SessionErrorRow>,
     pub touched: Touched,
 }
 
@@ -114,6 +161,10 @@ pub struct Touched {
     /// Attributed form keys (`''` included) of conversions.
     pub conversions: BTreeMap<(String, u16), BTreeSet<String>>,
     pub tooltips: BTreeMap<(String, u16), BTreeSet<String>>,
+    /// Pages of `click_bins`, `page_scrolls` and `session_errors` rows.
+    pub clicks: BTreeMap<(String, u16), BTreeSet<String>>,
+    pub scrolls: BTreeMap<(String, u16), BTreeSet<String>>,
+    pub errors: BTreeMap<(String, u16), BTreeSet<String>>,
     /// Transaction ids by site: their other conversions' days may need new revenue figures.
     pub transactions: BTreeMap<String, BTreeSet<String>>,
 }
@@ -148,6 +199,7 @@ impl Rows {
                 .or_default()
                 .insert(tip.trigger.clone());
         }
+        self.add_behaviour(s, &a);
         for f in a.forms {
             self.forms.push(FormSessionRow {
                 site: s.site.clone(),
@@ -228,6 +280,70 @@ impl Rows {
                 country: d.country.clone(),
                 browser_family: d.browser_family.clone(),
                 event_time_ms: t.event_time_ms,
+                version: VERSION,
+            });
+        }
+    }
+}
+
+impl Rows {
+    /// The rows of a session's clicks, scroll depths and errors.
+    fn add_behaviour(&mut self, s: &Session, a: &SessionAnalytics) {
+        let day = days_since_epoch(s.started_ms);
+        let group = (s.site.clone(), day);
+        let device_class = &s.device.device_class;
+        let t = &mut self.touched;
+        let touch = |touched: &mut BTreeMap<(String, u16), BTreeSet<String>>, page: &str| {
+            touched
+                .entry(group.clone())
+                .or_default()
+                .insert(page.to_owned());
+        };
+        for b in &a.click_bins {
+            touch(&mut t.clicks, &b.page);
+            self.click_bins.push(ClickBinRow {
+                site: s.site.clone(),
+                day,
+                session_id: s.session_id.clone(),
+                page: b.page.clone(),
+                device_class: device_class.clone(),
+                x_bin: b.x_bin,
+                y_bin: b.y_bin,
+                clicks: b.clicks,
+                rage_clicks: b.rage_clicks,
+                dead_clicks: b.dead_clicks,
+                version: VERSION,
+            });
+        }
+        for v in &a.scrolls {
+            touch(&mut t.scrolls, &v.page);
+            self.scrolls.push(PageScrollRow {
+                site: s.site.clone(),
+                day,
+                session_id: s.session_id.clone(),
+                page: v.page.clone(),
+                view: v.view,
+                device_class: device_class.clone(),
+                depth: v.depth,
+                version: VERSION,
+            });
+        }
+        let abandoned_forms = a.abandoned_forms();
+        for e in &a.errors {
+            touch(&mut t.errors, &e.page);
+            self.errors.push(SessionErrorRow {
+                site: s.site.clone(),
+                day,
+                session_id: s.session_id.clone(),
+                page: e.page.clone(),
+                message: e.message.clone(),
+                source: e.source.clone(),
+                device_class: device_class.clone(),
+                errors: e.errors,
+                first_error_ms: e.first_error_ms,
+                abandoned_forms: abandoned_forms.clone(),
+                abandoned_form: u8::from(!abandoned_forms.is_empty()),
+                converted: u8::from(a.converted()),
                 version: VERSION,
             });
         }

@@ -44,6 +44,12 @@ pub const CONVERSIONS_DAILY: Rollup = rollup!("conversions_daily");
 pub const CONVERSION_SEGMENT_DAILY: Rollup = rollup!("conversion_segment_daily");
 /// Recomputed from `tooltip_events` for touched triggers.
 pub const TOOLTIPS_DAILY: Rollup = rollup!("tooltips_daily");
+/// Recomputed from `click_bins` for touched pages.
+pub const HEATMAP_DAILY: Rollup = rollup!("heatmap_daily");
+/// Recomputed from `page_scrolls` for touched pages.
+pub const SCROLL_DAILY: Rollup = rollup!("scroll_daily");
+/// Recomputed from `session_errors` for touched pages.
+pub const ERRORS_DAILY: Rollup = rollup!("errors_daily");
 
 impl Rollup {
     /// The statement recomputing the rows of `site` on `day` for `keys`.
@@ -179,6 +185,9 @@ mod tests {
             CONVERSIONS_DAILY,
             CONVERSION_SEGMENT_DAILY,
             TOOLTIPS_DAILY,
+            HEATMAP_DAILY,
+            SCROLL_DAILY,
+            ERRORS_DAILY,
         ] {
             let sql = rollup.statement("SITE", 20_416, &keys);
             assert!(sql.starts_with(&format!("INSERT INTO {}", rollup.table)));

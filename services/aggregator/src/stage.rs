@@ -95,6 +95,9 @@ impl Stage for Aggregate {
             ("field_interactions", rows.fields.len()),
             ("conversions", rows.conversions.len()),
             ("tooltip_events", rows.tooltips.len()),
+            ("click_bins", rows.click_bins.len()),
+            ("page_scrolls", rows.scrolls.len()),
+            ("session_errors", rows.errors.len()),
         ] {
             self.metrics
                 .rows_written

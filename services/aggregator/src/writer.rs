@@ -35,6 +35,15 @@ impl Writer {
         self.warehouse
             .insert_rows("tooltip_events", &rows.tooltips)
             .await?;
+        self.warehouse
+            .insert_rows("click_bins", &rows.click_bins)
+            .await?;
+        self.warehouse
+            .insert_rows("page_scrolls", &rows.scrolls)
+            .await?;
+        self.warehouse
+            .insert_rows("session_errors", &rows.errors)
+            .await?;
         self.refresh(&rows.touched).await
     }
 
@@ -69,6 +78,9 @@ impl Writer {
             (rollup::CONVERSIONS_DAILY, &conversions),
             (rollup::CONVERSION_SEGMENT_DAILY, &conversions),
             (rollup::TOOLTIPS_DAILY, &touched.tooltips),
+            (rollup::HEATMAP_DAILY, &touched.clicks),
+            (rollup::SCROLL_DAILY, &touched.scrolls),
+            (rollup::ERRORS_DAILY, &touched.errors),
         ];
         for (rollup, groups) in work {
             for ((site, day), keys) in groups {

@@ -362,6 +362,21 @@ pub fn scrub_url(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -
     url.into()
 }
 
+/// Scrubs a message a script wrote (an error's): every URL in it is scrubbed as a URL (its
+/// query and fragment go), the rest as text a person reads.
+pub fn scrub_message(text: &str, allow: &QueryAllowList, counts: &mut ScrubCounts) -> String {
+    let urls = pattern!(r#"(?i)\b(?:https?|wss?)://[^\s'"<>()\[\]{}]+"#);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for m in urls.find_iter(text) {
+        out.push_str(&scrub_text(&text[rest..m.start()], counts));
+        out.push_str(&scrub_url(m.as_str(), allow, counts));
+        rest = m.end();
+    }
+    out.push_str(&scrub_text(&text[rest..], counts));
+    out
+}
+
 mod memo;
 mod numbers;
 

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use exatom_core::model::{AnonEvent, Device, EventBody, FieldRef, Form, RawEvent};
+use exatom_core::model::{
+    AnonEvent, Click, Device, ErrorFrame, EventBody, FieldRef, Form, RawEvent, ScriptError,
+};
 
 use crate::scrub::{scrub_identifier, scrub_text, ScrubCounts, Scrubber};
 use crate::transactions::TransactionKeys;
@@ -102,6 +104,38 @@ fn scrub_body(
         tooltip_action: b.tooltip_action,
         trigger: b.trigger.map(|s| ident(s, c)),
         tooltip_id: b.tooltip_id,
+        click: b.click.map(|click| Click {
+            path: text(click.path, c),
+            ..click
+        }),
+        scroll_depth: b.scroll_depth,
+        error: b.error.map(|e| scrub_error(e, scrubber, c)),
+    }
+}
+
+/// An error's message and script URLs: the message may quote what the page held (an
+/// address, an order number, a URL with a token), the URLs a query.
+fn scrub_error(e: ScriptError, scrubber: &mut Scrubber, c: &mut ScrubCounts) -> ScriptError {
+    let script = |url: String, scrubber: &mut Scrubber, c: &mut ScrubCounts| {
+        if url.is_empty() {
+            url
+        } else {
+            scrubber.url(url, c)
+        }
+    };
+    ScriptError {
+        message: scrubber.message(&e.message, c),
+        source: script(e.source, scrubber, c),
+        line: e.line,
+        column: e.column,
+        frames: e
+            .frames
+            .into_iter()
+            .map(|f| ErrorFrame {
+                file: script(f.file, scrubber, c),
+                ..f
+            })
+            .collect(),
     }
 }
 

@@ -24,7 +24,7 @@ pub const TAG_JS: &str = include_str!("../../../tags/dist/tag.js");
 pub const CONVERSION_JS: &str = include_str!("../../../tags/dist/conversion.js");
 
 /// Demo pages by file name; `{{SITE}}` is replaced with the demo site's code.
-const DEMO: [(&str, &str); 9] = [
+const DEMO: [(&str, &str); 13] = [
     ("index.html", include_str!("../../../tags/demo/index.html")),
     ("form.html", include_str!("../../../tags/demo/form.html")),
     (
@@ -45,6 +45,16 @@ const DEMO: [(&str, &str); 9] = [
         "errors.html",
         include_str!("../../../tags/demo/errors.html"),
     ),
+    (
+        "behaviour.html",
+        include_str!("../../../tags/demo/behaviour.html"),
+    ),
+    (
+        "broken.html",
+        include_str!("../../../tags/demo/broken.html"),
+    ),
+    ("flood.html", include_str!("../../../tags/demo/flood.html")),
+    ("widget.js", include_str!("../../../tags/demo/widget.js")),
     ("demo.css", include_str!("../../../tags/demo/demo.css")),
 ];
 
@@ -177,10 +187,10 @@ pub fn demo_site<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
 pub fn demo_pages(site: &str) -> HashMap<&'static str, Asset> {
     DEMO.iter()
         .map(|(name, text)| {
-            let content_type = if name.ends_with(".css") {
-                "text/css; charset=utf-8"
-            } else {
-                "text/html; charset=utf-8"
+            let content_type = match name.rsplit('.').next() {
+                Some("css") => "text/css; charset=utf-8",
+                Some("js") => "application/javascript; charset=utf-8",
+                _ => "text/html; charset=utf-8",
             };
             let body = text.replace("{{SITE}}", site).into_bytes();
             (*name, Asset::new(content_type, DEMO_CACHE, body))

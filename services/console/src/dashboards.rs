@@ -102,9 +102,13 @@ pub async fn page(
             range: Some(&range),
             csrf: &csrf,
             path: &own_path,
+            keep: &[],
         };
         let q = query_of(&range);
         let figures = &state.figures.for_viewer(&viewer.name);
+        if crate::behaviour::PAGES.contains(&page.as_str()) {
+            return crate::behaviour::page(figures, &frame, &p, &range, &api).await;
+        }
         let html = match page.as_str() {
             "forms" => {
                 let (forms, days) = figures.forms(&site, &range).await.map_err(|e| Failure::from((audience, e)))?;
@@ -205,6 +209,7 @@ async fn live(
         range: None,
         csrf,
         path: own_path,
+        keep: &[],
     };
     // A session closes 30 minutes after its last event; the sessionizer waits 5 more for
     // late events: only then are its figures final.
@@ -273,6 +278,7 @@ pub async fn form_page(
             range: Some(&range),
             csrf: &csrf,
             path: &own_path,
+            keep: &[],
         };
         let q = query_of(&range);
         let worst = worst_field(&detail.fields);
@@ -420,7 +426,11 @@ pub async fn api(
                     _ => figures.tooltips(&site, &range).await.map_err(unavailable)?,
                 }
             }
-            _ => return Err(Failure::new(refuse(audience, StatusCode::NOT_FOUND, &format!("no table `{name}`: forms, form_days, conversions, conversion_currencies, trends, tooltips, live_events or live_forms")))),
+            behaviour if crate::behaviour::TABLES.contains(&behaviour) => {
+                let range = range(&state, &p, audience)?;
+                crate::behaviour::table(figures, &site, &range, behaviour, &p).await?
+            }
+            _ => return Err(Failure::new(refuse(audience, StatusCode::NOT_FOUND, &format!("no table `{name}`: forms, form_days, conversions, conversion_currencies, trends, tooltips, {}, live_events or live_forms", crate::behaviour::TABLES.join(", "))))),
         };
         Ok(send(&table, format, &file_name(&[&site, &name])))
     }

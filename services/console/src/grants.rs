@@ -237,7 +237,7 @@ mod tests {
             "{}",
             other[0]
         );
-        assert_eq!(statements.len(), 18);
+        assert_eq!(statements.len(), 26);
         assert!(statements
             .iter()
             .all(|s| !s.contains("SITE") && !s.contains("PIPELINE")));
@@ -247,8 +247,22 @@ mod tests {
                 .iter()
                 .filter(|s| s.contains("Distributed(exatom_console, 'exatom_site_my-shop'"))
                 .count()
-                == 8
+                == 12
         );
+        // Every table the behaviour pages read, filtered and forwarded.
+        for table in [
+            "heatmap_daily",
+            "scroll_daily",
+            "errors_daily",
+            "session_errors",
+        ] {
+            assert!(statements.iter().any(|s| s.contains(&format!(
+                "`exatom_site_my-shop`.{table} AS SELECT * FROM `exatom`.{table} WHERE site = 'my-shop'"
+            ))));
+            assert!(statements.iter().any(|s| s.contains(&format!(
+                "`exatom_console_my-shop`.{table} AS `exatom`.{table} ENGINE = Distributed(exatom_console, 'exatom_site_my-shop', '{table}')"
+            ))));
+        }
         assert!(site_statements("x' OR 1", "exatom").is_err());
         assert!(site_statements("SHOP", "exatom`; DROP").is_err());
     }

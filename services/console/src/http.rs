@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::access::{self, LoginGuard};
+use crate::behaviour::FrameSource;
 use crate::config::ConsoleConfig;
 use crate::metrics::ConsoleMetrics;
 use crate::pages;
@@ -130,14 +131,30 @@ pub fn router(state: Arc<Console>, registry: prometheus::Registry, readiness: Re
         .merge(admin_routes(registry, readiness))
 }
 
+/// The policy of every answer: scripts only from the console, nothing framed but the
+/// console's own, the console framed by nobody.
+const POLICY: &str = "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// [`POLICY`], with the one origin an answer frames (the heatmap's page) allowed as a frame
+/// source for that answer alone.
+pub fn content_security_policy(frame: Option<&FrameSource>) -> String {
+    match frame {
+        Some(frame) => POLICY.replacen(
+            "; frame-ancestors",
+            &format!("; frame-src {}; frame-ancestors", frame.origin()),
+            1,
+        ),
+        None => POLICY.to_owned(),
+    }
+}
+
 /// Pages and figures are private: not cached, not framed, scripts only from the console.
 async fn secure_headers(mut response: Response) -> Response {
+    let policy = content_security_policy(response.extensions().get::<FrameSource>());
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
+        HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(POLICY)),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(

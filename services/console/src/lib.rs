@@ -3,11 +3,13 @@
 //! views the dashboards are for, and the recent `events` of the live page), every value a
 //! bound parameter; who may read which site comes from the site registry. Pure parts:
 //! `access` (passwords, tokens, the log-in lock), `session` (cookies, CSRF), `request`
-//! (parameters), `encoder` (tables, CSV), `pages` (HTML). I/O: `service` (ClickHouse) and
-//! `http`/`dashboards` (the routes).
+//! (parameters), `encoder` (tables, CSV), `pages` (HTML), `behaviour::render` (heatmap and
+//! scroll pictures). I/O: `service` and `behaviour::figures` (ClickHouse) and
+//! `http`/`dashboards`/`behaviour` (the routes).
 
 pub mod access;
 pub mod assets;
+pub mod behaviour;
 pub mod config;
 pub mod dashboards;
 pub mod encoder;

@@ -39,11 +39,14 @@ fn script_json(value: &impl serde::Serialize) -> String {
 }
 
 /// The pages of one site, for the navigation.
-pub const PAGES: [(&str, &str); 5] = [
+pub const PAGES: [(&str, &str); 8] = [
     ("forms", "Forms"),
     ("conversions", "Conversions"),
     ("trends", "Trends"),
     ("tooltips", "Tooltips"),
+    ("heatmap", "Heatmap"),
+    ("scroll", "Scroll depth"),
+    ("errors", "Errors"),
     ("live", "Live"),
 ];
 
@@ -58,6 +61,9 @@ pub struct Frame<'a> {
     pub csrf: &'a str,
     /// The path the date form submits to (the page itself).
     pub path: &'a str,
+    /// What else the page was asked for, which a new range keeps (the heatmap's page and
+    /// device class).
+    pub keep: &'a [(&'a str, &'a str)],
 }
 
 pub fn document(title: &str, head: &str, body: &str) -> String {
@@ -106,8 +112,13 @@ pub fn framed(frame: &Frame<'_>, title: &str, head: &str, content: &str) -> Stri
         sites.push_str("</nav>");
     }
     let range = frame.range.map_or(String::new(), |r| {
+        let kept: String = frame
+            .keep
+            .iter()
+            .map(|(name, value)| hidden(name, value))
+            .collect();
         format!(
-            "<form class=\"range\" method=\"get\" action=\"{}\">\
+            "<form class=\"range\" method=\"get\" action=\"{}\">{kept}\
              <label>From <input type=\"date\" name=\"from\" value=\"{}\"></label>\
              <label>To <input type=\"date\" name=\"to\" value=\"{}\"></label>\
              <button>Show</button></form>",
@@ -129,6 +140,15 @@ pub fn framed(frame: &Frame<'_>, title: &str, head: &str, content: &str) -> Stri
         title = escape(title),
     );
     document(title, head, &body)
+}
+
+/// A form's hidden input.
+pub fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        escape(name),
+        escape(value)
+    )
 }
 
 pub fn login(message: Option<&str>) -> String {

@@ -1,4 +1,5 @@
-//! What a page asks for, checked before any query: the date range and the form. A bad
+//! What a page asks for, checked before any query: the date range, the form, the page and
+//! device class of a heatmap. A bad
 //! parameter is a 400 naming it. Values reach ClickHouse only as bound parameters; these
 //! checks keep the ranges and sizes sane, not the SQL safe. Pure.
 
@@ -12,6 +13,10 @@ pub struct Params {
     pub to: Option<String>,
     pub segment: Option<String>,
     pub format: Option<String>,
+    /// The page (URL) a heatmap is of.
+    pub page: Option<String>,
+    /// The device class a heatmap is for.
+    pub device: Option<String>,
 }
 
 /// A parameter the console cannot answer for.
@@ -84,6 +89,31 @@ pub fn form_key(text: &str) -> Result<&str, BadRequest> {
     if chars == 0 || chars > 200 || text.chars().any(char::is_control) {
         return Err(BadRequest(
             "the form key must be 1 to 200 characters without control characters".into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// A page as the rollups key it (a URL without query or fragment): 1 to 2048 characters,
+/// none of them a control character. Whether it is a URL a heatmap may frame is the page's
+/// to say; whether the site has clicks on it, the query's.
+pub fn page_url(text: &str) -> Result<&str, BadRequest> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > 2048 || text.chars().any(char::is_control) {
+        return Err(BadRequest(
+            "`page` must be 1 to 2048 characters without control characters".into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// A device class as the anonymizer names them (`desktop`, `mobile`, `tablet`, ...): 1 to
+/// 32 lower-case letters, digits, `_` or `-`.
+pub fn device_class(text: &str) -> Result<&str, BadRequest> {
+    let fits = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    if text.is_empty() || text.len() > 32 || !text.chars().all(fits) {
+        return Err(BadRequest(
+            "`device` must be a device class such as desktop, mobile or tablet".into(),
         ));
     }
     Ok(text)
@@ -199,6 +229,25 @@ mod tests {
         assert!(form_key(&"x".repeat(201)).is_err());
         assert!(form_key("a\nb").is_err());
         assert!(form_key("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn heatmap_pages_and_device_classes_are_bounded() {
+        assert_eq!(
+            page_url("https://shop.example/cart"),
+            Ok("https://shop.example/cart")
+        );
+        assert!(
+            page_url("javascript:alert(1)").is_ok(),
+            "a key; never framed"
+        );
+        assert!(page_url("").is_err());
+        assert!(page_url(&"x".repeat(2049)).is_err());
+        assert!(page_url("https://a.example/\nb").is_err());
+        assert_eq!(device_class("mobile"), Ok("mobile"));
+        for bad in ["", "Desktop", "desk top", "x'--", &"a".repeat(33)] {
+            assert!(device_class(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

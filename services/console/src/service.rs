@@ -164,7 +164,7 @@ impl Figures {
     }
 
     /// Runs one query for `site` (bound as `site` where the query asks for it).
-    async fn table(
+    pub(crate) async fn table(
         &self,
         name: &'static str,
         source: &str,
@@ -205,7 +205,7 @@ impl Figures {
         Table::from_json_compact(&String::from_utf8_lossy(&bytes)).map_err(unavailable)
     }
 
-    fn site_range(site: &str, range: &Range) -> Vec<(&'static str, Arg)> {
+    pub(crate) fn site_range(site: &str, range: &Range) -> Vec<(&'static str, Arg)> {
         vec![
             ("site", Arg::Text(site.to_owned())),
             ("from", Arg::Text(range.from.to_string())),

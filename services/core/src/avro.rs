@@ -27,6 +27,12 @@ pub const RAW_EVENT_SCHEMA: &str = include_str!("../../../schemas/avro/raw_event
 pub const ANON_EVENT_SCHEMA: &str = include_str!("../../../schemas/avro/anon_event.avsc");
 pub const SESSION_SCHEMA: &str = include_str!("../../../schemas/avro/session.avsc");
 
+/// The schemas published before (`schemas/avro/v1/`): records they wrote may still be in the
+/// topics when a new release starts, and are read by resolving them against today's.
+pub const RAW_EVENT_SCHEMA_V1: &str = include_str!("../../../schemas/avro/v1/raw_event.avsc");
+pub const ANON_EVENT_SCHEMA_V1: &str = include_str!("../../../schemas/avro/v1/anon_event.avsc");
+pub const SESSION_SCHEMA_V1: &str = include_str!("../../../schemas/avro/v1/session.avsc");
+
 /// Why a message could not be turned into a record (or back).
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -52,6 +58,9 @@ pub struct Codec<T> {
     header: Vec<u8>,
     /// The record's own writer, where it has one: the schema-driven encoding is the fallback.
     direct: Option<fn(&T, &mut Vec<u8>)>,
+    /// Earlier writer schemas by fingerprint: read through apache-avro's schema resolution,
+    /// slower, but only for the records an earlier release left in the topics.
+    earlier: Vec<([u8; 8], Schema)>,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -64,15 +73,30 @@ impl<T> std::fmt::Debug for Codec<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Codec<T> {
-    fn from_schema_text(text: &str, direct: Option<fn(&T, &mut Vec<u8>)>) -> Self {
+    fn from_schema_text(
+        text: &str,
+        earlier: &[&str],
+        direct: Option<fn(&T, &mut Vec<u8>)>,
+    ) -> Self {
         let schema = Schema::parse_str(text).expect("compiled-in Avro schema parses");
         let header = RabinFingerprintHeader::from_schema(&schema).build_header();
         let reader = text.parse().expect("compiled-in Avro schema parses");
+        let earlier = earlier
+            .iter()
+            .map(|text| {
+                let schema = Schema::parse_str(text).expect("compiled-in Avro schema parses");
+                let header = RabinFingerprintHeader::from_schema(&schema).build_header();
+                let fingerprint: [u8; 8] = header[2..10].try_into().expect("8-byte fingerprint");
+                (fingerprint, schema)
+            })
+            .filter(|(fingerprint, _)| header[2..10] != fingerprint[..])
+            .collect();
         Codec {
             schema,
             reader,
             header,
             direct,
+            earlier,
             _record: PhantomData,
         }
     }
@@ -122,12 +146,22 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
             return Err(CodecError::NotSingleObject(bytes[0], bytes[1]));
         }
         if bytes[2..10] != self.header[2..10] {
-            return Err(CodecError::UnknownSchema(hex_string(&bytes[2..10])));
+            return self.decode_earlier(bytes);
         }
         Ok(serde_avro_fast::from_datum_slice(
             &bytes[10..],
             &self.reader,
         )?)
+    }
+
+    /// A record written with an earlier schema, resolved to today's (new fields get their
+    /// defaults).
+    fn decode_earlier(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        let Some((_, writer)) = self.earlier.iter().find(|(f, _)| f[..] == bytes[2..10]) else {
+            return Err(CodecError::UnknownSchema(hex_string(&bytes[2..10])));
+        };
+        let value = apache_avro::from_avro_datum(writer, &mut &bytes[10..], Some(&self.schema))?;
+        Ok(apache_avro::from_value(&value)?)
     }
 }
 
@@ -136,17 +170,25 @@ fn hex_string(bytes: &[u8]) -> String {
 }
 
 pub fn raw_event_codec() -> Codec<RawEvent> {
-    Codec::from_schema_text(RAW_EVENT_SCHEMA, Some(RawEvent::write_datum))
+    Codec::from_schema_text(
+        RAW_EVENT_SCHEMA,
+        &[RAW_EVENT_SCHEMA_V1],
+        Some(RawEvent::write_datum),
+    )
 }
 
 pub fn anon_event_codec() -> Codec<AnonEvent> {
-    Codec::from_schema_text(ANON_EVENT_SCHEMA, Some(AnonEvent::write_datum))
+    Codec::from_schema_text(
+        ANON_EVENT_SCHEMA,
+        &[ANON_EVENT_SCHEMA_V1],
+        Some(AnonEvent::write_datum),
+    )
 }
 
 /// Sessions are written once per session, not per event: the schema-driven encoding is
 /// fast enough there.
 pub fn session_codec() -> Codec<Session> {
-    Codec::from_schema_text(SESSION_SCHEMA, None)
+    Codec::from_schema_text(SESSION_SCHEMA, &[SESSION_SCHEMA_V1], None)
 }
 
 #[cfg(test)]

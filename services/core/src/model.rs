@@ -14,18 +14,27 @@ pub enum EventKind {
     FormEvent,
     Conversion,
     Tooltip,
+    /// A click anywhere on the page: where, on what, and whether in anger or in vain.
+    Click,
+    /// How far down the page a visitor got.
+    Scroll,
+    /// An unhandled script error or promise rejection of the site's own code.
+    JsError,
     /// A symbol added by a newer writer; readers keep the record and ignore its meaning.
     Unknown,
 }
 
 impl EventKind {
     /// Every kind this version knows (all but `Unknown`), in the schema's order.
-    pub const KNOWN: [EventKind; 5] = [
+    pub const KNOWN: [EventKind; 8] = [
         EventKind::PageView,
         EventKind::FormView,
         EventKind::FormEvent,
         EventKind::Conversion,
         EventKind::Tooltip,
+        EventKind::Click,
+        EventKind::Scroll,
+        EventKind::JsError,
     ];
 
     /// The value whose [`as_str`](Self::as_str) is `name` (how ClickHouse stores it);
@@ -45,6 +54,9 @@ impl EventKind {
             EventKind::FormEvent => "form_event",
             EventKind::Conversion => "conversion",
             EventKind::Tooltip => "tooltip",
+            EventKind::Click => "click",
+            EventKind::Scroll => "scroll",
+            EventKind::JsError => "js_error",
             EventKind::Unknown => "unknown",
         }
     }
@@ -200,6 +212,45 @@ impl FieldRef {
     }
 }
 
+/// A click: a position a heatmap can draw and the element it hit, never text typed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Click {
+    /// Page x as a fraction of the document's width (0 to 1): layouts stretch sideways.
+    pub x: f64,
+    /// Page y in CSS pixels from the top of the document.
+    pub y: i32,
+    pub viewport_width: i32,
+    /// A short element path (`form#signup>button.primary`): tags, ids and classes only.
+    pub path: String,
+    /// A link, button, form control or anything with a click role.
+    pub interactive: bool,
+    /// The third or later click within a second and 30 pixels.
+    pub rage: bool,
+    /// A click on something not interactive that changed nothing within a second.
+    pub dead: bool,
+}
+
+/// One frame of a script error's stack: where, never what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    /// Script URL without query or fragment.
+    pub file: String,
+    pub line: i32,
+    pub column: i32,
+}
+
+/// An unhandled script error of the site's page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScriptError {
+    pub message: String,
+    /// Script URL without query or fragment; `""` when the browser does not say.
+    pub source: String,
+    pub line: i32,
+    pub column: i32,
+    /// The top frames of its stack, innermost first.
+    pub frames: Vec<ErrorFrame>,
+}
+
 /// The parts of an event that are the same on every topic, whatever its kind.
 ///
 /// Kept flat (one optional field per kind-specific attribute) because Avro unions of
@@ -221,6 +272,10 @@ pub struct EventBody {
     pub tooltip_action: Option<TooltipAction>,
     pub trigger: Option<String>,
     pub tooltip_id: Option<String>,
+    pub click: Option<Click>,
+    /// Deepest point of the page reached, in % of its height (0 to 100).
+    pub scroll_depth: Option<i32>,
+    pub error: Option<ScriptError>,
 }
 
 /// A validated browser event with the identity needed to derive a visitor id.
@@ -281,6 +336,9 @@ pub struct SessionEvent {
     pub currency: Option<String>,
     pub tooltip_action: Option<TooltipAction>,
     pub trigger: Option<String>,
+    pub click: Option<Click>,
+    pub scroll_depth: Option<i32>,
+    pub error: Option<ScriptError>,
 }
 
 impl SessionEvent {
@@ -302,6 +360,9 @@ impl SessionEvent {
             currency: b.currency.clone(),
             tooltip_action: b.tooltip_action,
             trigger: b.trigger.clone(),
+            click: b.click.clone(),
+            scroll_depth: b.scroll_depth,
+            error: b.error.clone(),
         }
     }
 }

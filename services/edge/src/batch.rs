@@ -195,7 +195,7 @@ struct Batch<'b> {
 type Invalid = (&'static str, String);
 
 fn validate_event(
-    wire: WireEvent<'_>,
+    mut wire: WireEvent<'_>,
     batch: &Batch<'_>,
     values_masked: &mut usize,
     last_url: &mut String,
@@ -209,6 +209,9 @@ fn validate_event(
         "form_event" => EventKind::FormEvent,
         "conversion" => EventKind::Conversion,
         "tooltip" => EventKind::Tooltip,
+        "click" => EventKind::Click,
+        "scroll" => EventKind::Scroll,
+        "js_error" => EventKind::JsError,
         _ => return Err(("unknown_type", "`type` is not a known event type".into())),
     };
     let ts_ms = parse_time(&wire.ts).map_err(|e| ("invalid_ts", format!("`ts` {e}")))?;
@@ -232,10 +235,20 @@ fn validate_event(
         ));
     }
 
+    // Before the fields common to every kind are moved out of `wire`.
+    let (click, scroll_depth, error) = match kind {
+        EventKind::Click => (Some(behaviour::click_of(&mut wire, limits)?), None, None),
+        EventKind::Scroll => (None, Some(behaviour::scroll_depth_of(&wire)?), None),
+        EventKind::JsError => (None, None, Some(behaviour::error_of(&mut wire, limits)?)),
+        _ => (None, None, None),
+    };
     let text = |name: &str, v: Option<String>| -> Result<Option<String>, Invalid> {
         bounded(name, v, limits.max_string_chars)
     };
     let mut body = EventBody {
+        click,
+        scroll_depth,
+        error,
         page: url_field("page", wire.page, limits, last_url)?,
         title: text("title", wire.title)?,
         referrer: match wire.referrer {
@@ -244,11 +257,7 @@ fn validate_event(
         },
         ..EventBody::default()
     };
-    if matches!(
-        kind,
-        EventKind::PageView | EventKind::FormView | EventKind::FormEvent
-    ) && body.page.is_none()
-    {
+    if !matches!(kind, EventKind::Conversion | EventKind::Tooltip) && body.page.is_none() {
         return Err((
             "missing_page",
             format!("`page` is required for {}", kind.as_str()),
@@ -355,6 +364,7 @@ fn validate_event(
             })?);
             body.form = wire.form.map(|f| form_of(f, false, limits)).transpose()?;
         }
+        EventKind::Click | EventKind::Scroll | EventKind::JsError => {}
     }
 
     Ok(RawEvent {
@@ -455,8 +465,11 @@ fn field_of(field: WireField, limits: &Limits) -> Result<FieldRef, Invalid> {
     })
 }
 
+mod behaviour;
 mod checks;
 mod wire;
+
+pub use behaviour::{MAX_CLICK_Y, MAX_ERROR_FRAMES, MAX_SCRIPT_POSITION, MAX_VIEWPORT_WIDTH};
 
 #[cfg(test)]
 mod tests;

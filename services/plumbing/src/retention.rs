@@ -29,6 +29,12 @@ pub const EVENT_DATA: &[&str] = &[
     "field_segment_daily",
     "conversion_segment_daily",
     "tooltips_daily",
+    "click_bins",
+    "page_scrolls",
+    "session_errors",
+    "heatmap_daily",
+    "scroll_daily",
+    "errors_daily",
 ];
 
 /// Reporting data: kept while the site is a customer.

@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_events_by_visitor"),
     migration!(7, "0007_reporting_data_kept"),
     migration!(8, "0008_field_order"),
+    migration!(9, "0009_behaviour"),
 ];
 
 /// What the server can do, read from `SELECT version()`.

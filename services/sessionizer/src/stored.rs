@@ -8,14 +8,15 @@ use clickhouse::Row;
 use exatom_core::model::{Device, EventKind, FormEventKind, Session, SessionEvent, TooltipAction};
 use serde::Deserialize;
 
-use crate::encoder::{EventRow, FINAL_VERSION};
+use crate::encoder::{BehaviourColumns, EventRow, FINAL_VERSION};
 use crate::rules::ClosedSession;
 
 /// The columns of [`StoredEvent`], in its field order, for the read-back query.
 pub const STORED_COLUMNS: &str = "site, day, event_id, visitor_id, kind, event_time_ms, \
     received_at_ms, page, title, referrer, form_key, field_key, field_order, form_event, value, \
     value_present, conversion_tag, transaction_id, revenue, currency, tooltip_action, \
-    trigger, country, region, browser_family, browser_major, os_family, device_class, \
+    trigger, click_x, click_y, viewport_width, element_path, click_flags, scroll_depth, \
+    error_message, error_source, error_line, error_column, error_frames, country, region, browser_family, browser_major, os_family, device_class, \
     is_bot, src_partition, src_offset, session_id, version";
 
 /// A row of `events` as read back: its content (the same in every row of one event id) and
@@ -44,6 +45,17 @@ pub struct StoredEvent {
     pub currency: String,
     pub tooltip_action: String,
     pub trigger: String,
+    pub click_x: f64,
+    pub click_y: i32,
+    pub viewport_width: i32,
+    pub element_path: String,
+    pub click_flags: u8,
+    pub scroll_depth: i8,
+    pub error_message: String,
+    pub error_source: String,
+    pub error_line: i32,
+    pub error_column: i32,
+    pub error_frames: Vec<String>,
     pub country: String,
     pub region: String,
     pub browser_family: String,
@@ -58,6 +70,22 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    fn behaviour(&self) -> BehaviourColumns {
+        BehaviourColumns {
+            click_x: self.click_x,
+            click_y: self.click_y,
+            viewport_width: self.viewport_width,
+            element_path: self.element_path.clone(),
+            click_flags: self.click_flags,
+            scroll_depth: self.scroll_depth,
+            error_message: self.error_message.clone(),
+            error_source: self.error_source.clone(),
+            error_line: self.error_line,
+            error_column: self.error_column,
+            error_frames: self.error_frames.clone(),
+        }
+    }
+
     /// Which of two rows of one event tells more: a final row says where the event ended up.
     pub fn prefer(self, other: StoredEvent) -> StoredEvent {
         if other.version > self.version {
@@ -145,9 +173,11 @@ fn some(text: &str) -> Option<String> {
 }
 
 fn session_event(e: &StoredEvent) -> SessionEvent {
+    let kind = EventKind::from_name(&e.kind);
+    let behaviour = e.behaviour();
     SessionEvent {
         event_id: e.event_id.clone(),
-        kind: EventKind::from_name(&e.kind),
+        kind,
         event_time_ms: e.event_time_ms,
         page: some(&e.page),
         form_key: some(&e.form_key),
@@ -162,6 +192,9 @@ fn session_event(e: &StoredEvent) -> SessionEvent {
         tooltip_action: (!e.tooltip_action.is_empty())
             .then(|| TooltipAction::from_name(&e.tooltip_action)),
         trigger: some(&e.trigger),
+        click: (kind == EventKind::Click).then(|| behaviour.click()),
+        scroll_depth: (kind == EventKind::Scroll).then_some(i32::from(e.scroll_depth)),
+        error: (kind == EventKind::JsError).then(|| behaviour.error()),
     }
 }
 
@@ -199,6 +232,17 @@ fn final_row(e: &StoredEvent, session_id: &str, seq: u32) -> EventRow {
             TooltipAction::as_str,
         ),
         trigger: e.trigger.clone(),
+        click_x: e.click_x,
+        click_y: e.click_y,
+        viewport_width: e.viewport_width,
+        element_path: e.element_path.clone(),
+        click_flags: e.click_flags,
+        scroll_depth: e.scroll_depth,
+        error_message: e.error_message.clone(),
+        error_source: e.error_source.clone(),
+        error_line: e.error_line,
+        error_column: e.error_column,
+        error_frames: e.error_frames.clone(),
         country: e.country.clone(),
         region: e.region.clone(),
         browser_family: e.browser_family.clone(),

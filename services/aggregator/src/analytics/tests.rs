@@ -36,6 +36,9 @@ impl Script {
             currency: None,
             tooltip_action: None,
             trigger: None,
+            click: None,
+            scroll_depth: None,
+            error: None,
         });
         self
     }
@@ -197,6 +200,9 @@ fn conversion_goes_to_the_last_form_touched_and_abandonment_to_the_last_field() 
     assert_eq!(newsletter.abandon_field.as_deref(), Some("email"));
     assert!(field(&a, "newsletter", "email").abandoned);
     assert!(!field(&a, "checkout", "card").abandoned);
+    // What an error of this session is tied to: a form left, a conversion made.
+    assert_eq!(a.abandoned_forms(), ["newsletter"]);
+    assert!(a.converted());
     let attributed: Vec<(&str, bool)> = a
         .conversions
         .iter()

@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-use super::{scrub_text, scrub_url, QueryAllowList, ScrubCounts};
+use super::{scrub_message, scrub_text, scrub_url, QueryAllowList, ScrubCounts};
 
 /// What one text became, and which rules fired on the way.
 struct Scrubbed {
@@ -68,6 +68,12 @@ impl Scrubber {
             counts,
             |t, c| scrub_text(t, c).into_owned(),
         )
+    }
+
+    /// [`scrub_message`] with this scrubber's query allow-list; not remembered (errors are
+    /// rare next to page text).
+    pub fn message(&self, text: &str, counts: &mut ScrubCounts) -> String {
+        scrub_message(text, &self.allow, counts)
     }
 
     /// Entries held (URLs and texts).

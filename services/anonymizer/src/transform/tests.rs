@@ -186,6 +186,12 @@ fn leaky_event(s: &Secrets, sep: &str) -> RawEvent {
         path.join("/")
     );
     let action = format!("http://[{}]/submit/{}", s.ipv6, path.join("/"));
+    let script = format!(
+        "https://cdn.example/{}/app.js?{query}#{}",
+        path.join("/"),
+        s.token
+    );
+    let message = format!("{text} at {page} and {script}, then {referrer}!");
     RawEvent {
         event_id: "00000000-0000-4000-8000-000000000001".into(),
         site: "DEMO".into(),
@@ -229,12 +235,33 @@ fn leaky_event(s: &Secrets, sep: &str) -> RawEvent {
             }),
             value: Some(text.clone()),
             conversion_tag: Some(ident.clone()),
-            transaction_id: Some(text),
+            transaction_id: Some(text.clone()),
             revenue: Some(1.0),
             currency: Some("EUR".into()),
             tooltip_action: None,
-            trigger: Some(ident),
+            trigger: Some(ident.clone()),
             tooltip_id: None,
+            click: Some(Click {
+                x: 0.5,
+                y: 10,
+                viewport_width: 800,
+                path: format!("main>div#{ident}.{}", text.replace(' ', ".")),
+                interactive: false,
+                rage: false,
+                dead: true,
+            }),
+            scroll_depth: Some(50),
+            error: Some(ScriptError {
+                message,
+                source: script.clone(),
+                line: 1,
+                column: 2,
+                frames: vec![ErrorFrame {
+                    file: script,
+                    line: 3,
+                    column: 4,
+                }],
+            }),
         },
         ip: s.ipv4.clone(),
         user_agent: s.user_agent.clone(),
@@ -261,7 +288,9 @@ fn texts(anon: &AnonEvent) -> Vec<(String, String)> {
 }
 
 /// Fields a person reads, where no digit at all may remain (identifiers keep short ones).
-const READABLE: &[&str] = &["page", "referrer", "action", "title", "label", "group"];
+const READABLE: &[&str] = &[
+    "page", "referrer", "action", "title", "label", "group", "path", "message", "source", "file",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]

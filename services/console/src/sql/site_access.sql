@@ -11,6 +11,10 @@ CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.conversions_daily AS SELECT * FRO
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.tooltips_daily AS SELECT * FROM `PIPELINE`.tooltips_daily WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.conversions AS SELECT * FROM `PIPELINE`.conversions WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.events AS SELECT * FROM `PIPELINE`.events WHERE site = 'SITE';
+CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.heatmap_daily AS SELECT * FROM `PIPELINE`.heatmap_daily WHERE site = 'SITE';
+CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.scroll_daily AS SELECT * FROM `PIPELINE`.scroll_daily WHERE site = 'SITE';
+CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.errors_daily AS SELECT * FROM `PIPELINE`.errors_daily WHERE site = 'SITE';
+CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.session_errors AS SELECT * FROM `PIPELINE`.session_errors WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.v_sessions_daily AS
 SELECT site, day, count() AS sessions, uniqExact(visitor_id) AS visitors, sum(pageviews) AS pageviews,
        avg(duration_ms) / 1000 AS avg_session_duration_s
@@ -23,4 +27,8 @@ CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.conversions_daily AS `PIPELIN
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.tooltips_daily AS `PIPELINE`.tooltips_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'tooltips_daily');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.conversions AS `PIPELINE`.conversions ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'conversions');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.events AS `PIPELINE`.events ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'events');
+CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.heatmap_daily AS `PIPELINE`.heatmap_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'heatmap_daily');
+CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.scroll_daily AS `PIPELINE`.scroll_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'scroll_daily');
+CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.errors_daily AS `PIPELINE`.errors_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'errors_daily');
+CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.session_errors AS `PIPELINE`.session_errors ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'session_errors');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.v_sessions_daily AS `PIPELINE_site_SITE`.v_sessions_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'v_sessions_daily')

@@ -44,6 +44,27 @@ fn full_body() -> EventBody {
         tooltip_action: Some(TooltipAction::Click),
         trigger: Some("ExatomFormStartHesitation".into()),
         tooltip_id: Some("2b1f0c3e-0000-4000-8000-000000000001".into()),
+        click: Some(Click {
+            x: 0.4125,
+            y: 1830,
+            viewport_width: 1280,
+            path: "form#checkout>button.primary".into(),
+            interactive: true,
+            rage: true,
+            dead: false,
+        }),
+        scroll_depth: Some(75),
+        error: Some(ScriptError {
+            message: "Widget failed".into(),
+            source: "https://shop.example/app.js".into(),
+            line: 12,
+            column: 5,
+            frames: vec![ErrorFrame {
+                file: "https://shop.example/app.js".into(),
+                line: 12,
+                column: 5,
+            }],
+        }),
     }
 }
 
@@ -155,6 +176,71 @@ fn each_topic_has_its_own_fingerprint_and_a_foreign_one_is_refused() {
     ));
 }
 
+/// What a release still on the v1 schemas left in the topics reads after an upgrade: the
+/// same record, the fields added since at their defaults (nothing dead-lettered).
+#[test]
+fn records_an_earlier_release_wrote_are_read() {
+    use apache_avro::types::Value;
+    // A v1 writer's datum: the record without the fields added since, written with v1.
+    fn v1_datum<T: serde::Serialize>(record: &T, v1: &str, added: &[&str]) -> Vec<u8> {
+        fn strip(value: Value, added: &[&str]) -> Value {
+            match value {
+                Value::Record(fields) => Value::Record(
+                    fields
+                        .into_iter()
+                        .filter(|(name, _)| !added.contains(&name.as_str()))
+                        .map(|(name, v)| (name, strip(v, added)))
+                        .collect(),
+                ),
+                Value::Array(items) => {
+                    Value::Array(items.into_iter().map(|v| strip(v, added)).collect())
+                }
+                Value::Union(i, v) => Value::Union(i, Box::new(strip(*v, added))),
+                other => other,
+            }
+        }
+        let v1 = Schema::parse_str(v1).unwrap();
+        let value = strip(apache_avro::to_value(record).unwrap(), added);
+        let mut out = RabinFingerprintHeader::from_schema(&v1).build_header();
+        out.extend(apache_avro::to_avro_datum(&v1, value).unwrap());
+        out
+    }
+    let added = ["click", "scroll_depth", "error"];
+    let mut body = full_body();
+    body.click = None;
+    body.scroll_depth = None;
+    body.error = None;
+    let event = raw(body.clone());
+    let bytes = v1_datum(&event, RAW_EVENT_SCHEMA_V1, &added);
+    assert_ne!(bytes[..10], raw_event_codec().header()[..]);
+    assert_eq!(raw_event_codec().decode(&bytes).unwrap(), event);
+
+    let anon = AnonEvent {
+        event_id: "e1".into(),
+        site: "DEMO".into(),
+        visitor_id: "ab".repeat(32),
+        kind: EventKind::Tooltip,
+        event_time_ms: 1,
+        received_at_ms: 2,
+        body,
+        device: device(),
+    };
+    let bytes = v1_datum(&anon, ANON_EVENT_SCHEMA_V1, &added);
+    assert_eq!(anon_event_codec().decode(&bytes).unwrap(), anon);
+
+    let session = Session {
+        session_id: "s".into(),
+        site: "DEMO".into(),
+        visitor_id: "v".into(),
+        started_ms: 1,
+        ended_ms: 2,
+        device: device(),
+        events: vec![SessionEvent::from_anon(&anon)],
+    };
+    let bytes = v1_datum(&session, SESSION_SCHEMA_V1, &added);
+    assert_eq!(session_codec().decode(&bytes).unwrap(), session);
+}
+
 /// The evolution rule: today's schema must read what the published v1 wrote, and v1
 /// readers must read what today's schema writes. Adding a field without a default, or
 /// removing or retyping one, fails here.
@@ -176,10 +262,59 @@ fn schemas_stay_compatible_with_published_v1_both_ways() {
     ];
     for (v1, now) in published {
         let v1 = Schema::parse_str(v1).unwrap();
-        let now = Schema::parse_str(now).unwrap();
-        SchemaCompatibility::can_read(&v1, &now).expect("current schema reads v1 data");
-        SchemaCompatibility::can_read(&now, &v1).expect("v1 readers read current data");
+        let current = Schema::parse_str(now).unwrap();
+        SchemaCompatibility::can_read(&v1, &current).expect("current schema reads v1 data");
+        // apache-avro's checker refuses any symbol a reader lacks, though the Avro rules
+        // give such a symbol the reader's enum default (`unknown`, which v1 declares): the
+        // structure is checked without the kinds added since, and the default by decoding.
+        let without_new_kinds =
+            Schema::parse_str(&without_symbols(now, &["click", "scroll", "js_error"])).unwrap();
+        SchemaCompatibility::can_read(&without_new_kinds, &v1)
+            .expect("v1 readers read current data");
     }
+    // A v1 reader given an event of a kind added since reads it as `unknown`.
+    let current = Schema::parse_str(ANON_EVENT_SCHEMA).unwrap();
+    let v1 =
+        Schema::parse_str(include_str!("../../../../schemas/avro/v1/anon_event.avsc")).unwrap();
+    let event = AnonEvent {
+        event_id: "e1".into(),
+        site: "DEMO".into(),
+        visitor_id: "ab".repeat(32),
+        kind: EventKind::JsError,
+        event_time_ms: 1,
+        received_at_ms: 2,
+        body: full_body(),
+        device: device(),
+    };
+    let bytes = anon_event_codec().encode(&event).unwrap();
+    let read = apache_avro::from_avro_datum(&current, &mut &bytes[10..], Some(&v1)).unwrap();
+    let apache_avro::types::Value::Record(fields) = read else {
+        panic!("a record")
+    };
+    let kind = &fields.iter().find(|(name, _)| name == "kind").unwrap().1;
+    assert!(
+        matches!(kind, apache_avro::types::Value::Enum(_, symbol) if symbol == "unknown"),
+        "{kind:?}"
+    );
+}
+
+/// The schema text with `symbols` taken out of every enum.
+fn without_symbols(schema: &str, symbols: &[&str]) -> String {
+    fn walk(value: &mut serde_json::Value, symbols: &[&str]) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(list)) = map.get_mut("symbols") {
+                    list.retain(|s| !symbols.contains(&s.as_str().unwrap_or_default()));
+                }
+                map.values_mut().for_each(|v| walk(v, symbols));
+            }
+            serde_json::Value::Array(list) => list.iter_mut().for_each(|v| walk(v, symbols)),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(schema).unwrap();
+    walk(&mut value, symbols);
+    value.to_string()
 }
 
 /// Every field that is not part of an event's identity carries a default, so a reader
@@ -331,6 +466,51 @@ mod direct_writers {
         )
     }
 
+    fn click() -> impl Strategy<Value = Click> {
+        (
+            any::<f64>(),
+            order(),
+            order(),
+            text(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(x, y, viewport_width, path, interactive, rage, dead)| Click {
+                    x,
+                    y,
+                    viewport_width,
+                    path,
+                    interactive,
+                    rage,
+                    dead,
+                },
+            )
+    }
+
+    fn script_error() -> impl Strategy<Value = ScriptError> {
+        let frame = (text(), order(), order()).prop_map(|(file, line, column)| ErrorFrame {
+            file,
+            line,
+            column,
+        });
+        (
+            text(),
+            text(),
+            order(),
+            order(),
+            proptest::collection::vec(frame, 0..4),
+        )
+            .prop_map(|(message, source, line, column, frames)| ScriptError {
+                message,
+                source,
+                line,
+                column,
+                frames,
+            })
+    }
+
     fn body() -> impl Strategy<Value = EventBody> {
         let form_events = every(FormEventKind::KNOWN, FormEventKind::Unknown);
         let actions = every(TooltipAction::KNOWN, TooltipAction::Unknown);
@@ -353,7 +533,12 @@ mod direct_writers {
             maybe_text(),
             maybe_text(),
         );
-        (page, conversion).prop_map(
+        let behaviour = (
+            proptest::option::of(click()),
+            proptest::option::of(order()),
+            proptest::option::of(script_error()),
+        );
+        (page, conversion, behaviour).prop_map(
             |(
                 (page, title, referrer, form, form_event, seq, field, value),
                 (
@@ -365,6 +550,7 @@ mod direct_writers {
                     trigger,
                     tooltip_id,
                 ),
+                (click, scroll_depth, error),
             )| EventBody {
                 page,
                 title,
@@ -381,6 +567,9 @@ mod direct_writers {
                 tooltip_action,
                 trigger,
                 tooltip_id,
+                click,
+                scroll_depth,
+                error,
             },
         )
     }

@@ -9,8 +9,8 @@
 //! field added to a schema and a struct but not here fails them.
 
 use crate::model::{
-    AnonEvent, Device, EventBody, EventKind, FieldRef, Form, FormEventKind, FormField, RawEvent,
-    TooltipAction,
+    AnonEvent, Click, Device, ErrorFrame, EventBody, EventKind, FieldRef, Form, FormEventKind,
+    FormField, RawEvent, ScriptError, TooltipAction,
 };
 
 /// A record that writes its own Avro datum (no header) in its schema's field order.
@@ -35,6 +35,10 @@ fn int(out: &mut Vec<u8>, v: i32) {
 fn string(out: &mut Vec<u8>, s: &str) {
     long(out, s.len() as i64);
     out.extend_from_slice(s.as_bytes());
+}
+
+fn double(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes());
 }
 
 fn boolean(out: &mut Vec<u8>, b: bool) {
@@ -87,15 +91,19 @@ impl WriteDatum for Form {
         optional_string(out, &self.action);
         optional_string(out, &self.title);
         optional(out, self.visible, boolean);
-        // Arrays are blocks: one block of every item, then the empty block that ends them.
-        if !self.fields.is_empty() {
-            long(out, self.fields.len() as i64);
-            for field in &self.fields {
-                field.write_datum(out);
-            }
-        }
-        long(out, 0);
+        array(out, &self.fields);
     }
+}
+
+/// Arrays are blocks: one block of every item, then the empty block that ends them.
+fn array<T: WriteDatum>(out: &mut Vec<u8>, items: &[T]) {
+    if !items.is_empty() {
+        long(out, items.len() as i64);
+        for item in items {
+            item.write_datum(out);
+        }
+    }
+    long(out, 0);
 }
 
 impl WriteDatum for FieldRef {
@@ -123,15 +131,46 @@ impl WriteDatum for EventBody {
         optional_string(out, &self.value);
         optional_string(out, &self.conversion_tag);
         optional_string(out, &self.transaction_id);
-        optional(out, self.revenue, |out, r: f64| {
-            out.extend_from_slice(&r.to_le_bytes())
-        });
+        optional(out, self.revenue, double);
         optional_string(out, &self.currency);
         optional(out, self.tooltip_action, |out, a: TooltipAction| {
             symbol(out, a as usize)
         });
         optional_string(out, &self.trigger);
         optional_string(out, &self.tooltip_id);
+        optional(out, self.click.as_ref(), |out, c| c.write_datum(out));
+        optional(out, self.scroll_depth, int);
+        optional(out, self.error.as_ref(), |out, e| e.write_datum(out));
+    }
+}
+
+impl WriteDatum for Click {
+    fn write_datum(&self, out: &mut Vec<u8>) {
+        double(out, self.x);
+        int(out, self.y);
+        int(out, self.viewport_width);
+        string(out, &self.path);
+        boolean(out, self.interactive);
+        boolean(out, self.rage);
+        boolean(out, self.dead);
+    }
+}
+
+impl WriteDatum for ErrorFrame {
+    fn write_datum(&self, out: &mut Vec<u8>) {
+        string(out, &self.file);
+        int(out, self.line);
+        int(out, self.column);
+    }
+}
+
+impl WriteDatum for ScriptError {
+    fn write_datum(&self, out: &mut Vec<u8>) {
+        string(out, &self.message);
+        string(out, &self.source);
+        int(out, self.line);
+        int(out, self.column);
+        array(out, &self.frames);
     }
 }
 

@@ -80,3 +80,22 @@ pub(super) fn parse_time(text: &str) -> Result<i64, String> {
         .map(|t| t.timestamp_millis())
         .map_err(|_| "must be an RFC 3339 time such as 2026-11-23T10:00:05.120Z".to_owned())
 }
+
+/// An absolute http(s) URL cut to its origin and path: no credentials, query or fragment.
+pub(super) fn url_path(name: &str, value: String, limits: &Limits) -> Result<String, Invalid> {
+    let value = bounded_str(name, value, limits.max_url_chars)?;
+    match url::Url::parse(&value) {
+        Ok(mut u) if matches!(u.scheme(), "http" | "https") => {
+            u.set_query(None);
+            u.set_fragment(None);
+            // Infallible for http(s) URLs, which always have a host.
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            Ok(u.into())
+        }
+        _ => Err((
+            "invalid_url",
+            format!("`{name}` must be an absolute http(s) URL"),
+        )),
+    }
+}

@@ -56,6 +56,28 @@ pub(super) struct WireEvent<'a> {
     pub(super) trigger: Option<String>,
     #[serde(borrow)]
     pub(super) tooltip_id: Option<Cow<'a, str>>,
+    pub(super) x: Option<f64>,
+    pub(super) y: Option<i64>,
+    pub(super) viewport_width: Option<i64>,
+    pub(super) path: Option<String>,
+    pub(super) interactive: Option<bool>,
+    pub(super) rage: Option<bool>,
+    pub(super) dead: Option<bool>,
+    pub(super) depth: Option<i64>,
+    pub(super) message: Option<String>,
+    pub(super) source: Option<String>,
+    pub(super) line: Option<i64>,
+    pub(super) column: Option<i64>,
+    pub(super) frames: Option<Vec<WireFrame>>,
+}
+
+/// One frame of a `js_error`'s stack.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct WireFrame {
+    pub(super) file: String,
+    pub(super) line: i64,
+    pub(super) column: i64,
 }
 
 #[derive(Deserialize, Default)]

@@ -1,7 +1,7 @@
 use super::*;
 use crate::encoder::{EventRow, LIVE_VERSION};
 use crate::rules::PartitionState;
-use exatom_core::model::{AnonEvent, EventBody, FieldRef, Form};
+use exatom_core::model::{AnonEvent, Click, ErrorFrame, EventBody, FieldRef, Form, ScriptError};
 
 const T0: i64 = 1_795_000_000_000;
 const VISITOR: &str = "5f1e0c7d2b3a4968a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718";
@@ -89,6 +89,57 @@ fn visit() -> Vec<AnonEvent> {
                 ..EventBody::default()
             },
         ),
+        anon(
+            8,
+            T0 + 9_600,
+            EventKind::Click,
+            EventBody {
+                page: Some("https://shop.test/signup".into()),
+                click: Some(Click {
+                    x: 0.375,
+                    y: 1210,
+                    viewport_width: 390,
+                    path: "main>div.btn".into(),
+                    interactive: false,
+                    rage: true,
+                    dead: true,
+                }),
+                ..EventBody::default()
+            },
+        ),
+        anon(
+            9,
+            T0 + 9_700,
+            EventKind::Scroll,
+            EventBody {
+                page: Some("https://shop.test/signup".into()),
+                scroll_depth: Some(75),
+                ..EventBody::default()
+            },
+        ),
+        anon(
+            10,
+            T0 + 9_800,
+            EventKind::JsError,
+            EventBody {
+                page: Some("https://shop.test/signup".into()),
+                error: Some(ScriptError {
+                    message: "Widget failed".into(),
+                    source: "https://cdn.shop.test:8443/widget.js".into(),
+                    line: 3,
+                    column: 11,
+                    frames: vec![
+                        ErrorFrame {
+                            file: "https://cdn.shop.test:8443/widget.js".into(),
+                            line: 3,
+                            column: 11,
+                        },
+                        ErrorFrame::default(),
+                    ],
+                }),
+                ..EventBody::default()
+            },
+        ),
     ]
 }
 
@@ -117,6 +168,17 @@ fn as_stored(row: &EventRow) -> StoredEvent {
         currency: row.currency.clone(),
         tooltip_action: row.tooltip_action.to_owned(),
         trigger: row.trigger.clone(),
+        click_x: row.click_x,
+        click_y: row.click_y,
+        viewport_width: row.viewport_width,
+        element_path: row.element_path.clone(),
+        click_flags: row.click_flags,
+        scroll_depth: row.scroll_depth,
+        error_message: row.error_message.clone(),
+        error_source: row.error_source.clone(),
+        error_line: row.error_line,
+        error_column: row.error_column,
+        error_frames: row.error_frames.clone(),
         country: row.country.clone(),
         region: row.region.clone(),
         browser_family: row.browser_family.clone(),
@@ -158,7 +220,7 @@ fn a_session_read_back_carries_what_its_events_carried() {
     assert_eq!(session.events, expected);
     assert_eq!(session.device, events[0].device);
     assert_eq!(session.visitor_id, VISITOR);
-    assert_eq!((session.started_ms, session.ended_ms), (T0, T0 + 9_500));
+    assert_eq!((session.started_ms, session.ended_ms), (T0, T0 + 9_800));
     // A focus has no value; an emptied field has the value "": they stay apart.
     assert_eq!(session.events[1].value, None);
     assert_eq!(session.events[3].value.as_deref(), Some(""));
