@@ -61,8 +61,18 @@ async fn send_visitor(client: &reqwest::Client, url: &str, site: &str, v: usize)
         .enumerate()
         .map(|(i, (id, ago))| {
             let ts = rfc3339(now - chrono::Duration::milliseconds(ago));
+            let page = "https://shop.test/";
             if i == 0 {
-                json!({"id": id, "type": "page_view", "ts": ts, "page": "https://shop.test/"})
+                json!({"id": id, "type": "page_view", "ts": ts, "page": page})
+            } else if i == 3 {
+                json!({"id": id, "type": "click", "ts": ts, "page": page, "x": 0.5, "y": 100,
+                       "viewport_width": 1280, "path": "main>div.promo", "interactive": false,
+                       "rage": false, "dead": true})
+            } else if i == 6 {
+                json!({"id": id, "type": "scroll", "ts": ts, "page": page, "depth": 75})
+            } else if i == 9 {
+                json!({"id": id, "type": "js_error", "ts": ts, "page": page, "message": "boom",
+                       "source": "https://shop.test/app.js", "line": 1, "column": 2, "frames": []})
             } else {
                 json!({"id": id, "type": "form_event", "ts": ts, "page": "https://shop.test/",
                        "form": {"name": "signup"}, "event": if i % 2 == 0 { "focus" } else { "input" },
@@ -256,6 +266,9 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
                 "v_form_daily",
                 "v_field_daily",
                 "v_conversions_daily",
+                "v_heatmap_daily",
+                "v_scroll_daily",
+                "v_errors_daily",
             ] {
                 all += &stack
                     .query(&format!(
@@ -283,6 +296,17 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
         before = again;
     }
     assert!(before.contains("signup"), "{before}");
+    // One click, one error a visitor, across the kills: none lost, none twice.
+    assert_eq!(
+        stack
+            .query(&format!(
+                "SELECT (SELECT sum(clicks) FROM exatom.v_heatmap_daily WHERE site = '{site}'), \
+                 (SELECT sum(errors) FROM exatom.v_errors_daily WHERE site = '{site}')"
+            ))
+            .await
+            .trim(),
+        format!("{VISITORS}\t{VISITORS}")
+    );
     let ours: Vec<_> = stack
         .topic_records("exatom.sessions")
         .into_iter()

@@ -92,9 +92,23 @@ async fn a_deleted_site_leaves_no_row_and_what_is_in_flight_is_dropped() {
     .await;
     let tables = site_tables(&stack).await;
     assert!(tables.len() >= 13, "{tables:?}");
-    let mut kept_before = Vec::new();
-    for table in &tables {
-        kept_before.push(rows(&stack, table, &kept, None).await);
+    // The aggregator writes a batch's rows, then its rollups one after the other: the kept
+    // site's counts are taken once two readings two seconds apart agree.
+    let counts = || async {
+        let mut counts = Vec::new();
+        for table in &tables {
+            counts.push(rows(&stack, table, &kept, None).await);
+        }
+        counts
+    };
+    let mut kept_before = counts().await;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let again = counts().await;
+        if again == kept_before {
+            break;
+        }
+        kept_before = again;
     }
 
     // In flight: a visit of the site waits in exatom.raw while the anonymizer is down.

@@ -37,7 +37,10 @@ const uuid = () => {
   return s;
 };
 
-const iso = () => new Date().toISOString();
+// Strictly increasing on a page: a field's blur and the next field's focus often share a
+// millisecond, and the pipeline orders a session's events by time.
+let last = 0;
+const iso = () => new Date((last = Math.max(Date.now(), last + 1))).toISOString();
 
 /** A URL without fragment, credentials or query parameters other than `utm_*`: a query
  * can carry what a visitor typed (a GET form), so it never leaves the browser. */

@@ -85,7 +85,7 @@ fn invalid_events_are_listed_and_valid_ones_kept() {
     let mut no_page = page_view(5);
     no_page.as_object_mut().unwrap().remove("page");
     let mut bad_type = page_view(6);
-    bad_type["type"] = json!("click");
+    bad_type["type"] = json!("hover");
     let mut bad_id = page_view(7);
     bad_id["id"] = json!("not-a-uuid");
     let mut wrong_type = page_view(8);
