@@ -26,7 +26,7 @@ TEST_TARGETS := STACK_TEST_STATE=$(TEST_STATE) EXATOM_KAFKA_BROKERS=127.0.0.1:$(
 help:
 	@echo "make run     install what is missing, build, start the whole pipeline locally"
 	@echo "make stop    stop it (data kept in .local/run)"
-	@echo "make test    formatting, lints, alert rules and their tests, unit tests, integration tests on a real stack"
+	@echo "make test    formatting, lints, alert rules and their tests, Kubernetes manifests, unit tests, integration tests on a real stack"
 	@echo "make bench   criterion benchmarks of the hot paths"
 	@echo "make bench-collector   the collector under load on one core, with its ceilings"
 	@echo "make bench-chain       the whole chain under sustained load and a burst, with its ceilings"
@@ -92,8 +92,16 @@ rules:
 	  promtool check config $$STATE/prometheus.yml && rm -rf $$STATE
 	promtool test rules deploy/prometheus/tests/*.yml
 
+# The Kubernetes manifests and the image definition, offline (deploy/k8s/validate.sh):
+# kustomize renders, kubernetes-validate checks every object, and the rules of README's
+# "Running in production" hold. kubectl is not a Debian package: validate.sh says how to get it.
+.PHONY: manifests
+manifests:
+	$(LOCAL)/install.sh manifests
+	deploy/k8s/validate.sh
+
 .PHONY: test
-test: lint rules unit integration
+test: lint rules manifests unit integration
 
 # What a new machine meets: a fresh clone of HEAD, an empty CARGO_HOME, `make run` then
 # `make test`, each timed (deploy/local/fresh.sh; about an hour on 2 cores).

@@ -4,8 +4,35 @@
 #   deploy/local/install.sh test     + Chromium and chromedriver, chdb-core (modern ClickHouse engine)
 #   deploy/local/install.sh bench    + the collector's load tools (wrk, h2load, nginx) and a tansu
 #                                      with memory storage (benches/load/collector.sh)
+#   deploy/local/install.sh manifests  only what deploy/k8s/validate.sh needs: kubernetes-validate
+#                                      (pinned) in .local/venv; kubectl is checked, not installed
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
+
+# The Kubernetes manifests' offline validator (deploy/k8s/validate.sh), in the project's venv
+# beside chdb-core, at this version.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+install_kubernetes_validate() {
+  local venv=$ROOT/.local/venv
+  if "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    log "installing python3 python3-venv (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv (pip)"
+  [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+}
+if [[ ${1:-} == manifests ]]; then
+  install_kubernetes_validate
+  # kubectl (kustomize) renders the manifests; Debian 12 does not package it.
+  command -v kubectl >/dev/null ||
+    log "kubectl is missing and not a Debian package: install it from pkgs.k8s.io or dl.k8s.io (deploy/k8s/validate.sh says how)"
+  exit 0
+fi
 
 need_apt=()
 command -v clickhouse-server >/dev/null || need_apt+=(clickhouse-server clickhouse-client)
