@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What the browser tag reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     PageView,
@@ -21,6 +21,7 @@ pub enum EventKind {
     /// An unhandled script error or promise rejection of the site's own code.
     JsError,
     /// A symbol added by a newer writer; readers keep the record and ignore its meaning.
+    #[default]
     Unknown,
 }
 
@@ -320,7 +321,7 @@ pub struct Device {
 }
 
 /// One event of a session, reduced to what form analytics needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionEvent {
     pub event_id: String,
     pub kind: EventKind,

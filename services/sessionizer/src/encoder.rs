@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use clickhouse::Row;
 use exatom_core::avro::{session_codec, Codec, CodecError};
 use exatom_core::model::{
-    AnonEvent, Click, ErrorFrame, EventKind, FormEventKind, ScriptError, Session, SessionEvent,
+    AnonEvent, Click, ErrorFrame, EventKind, FormEventKind, Session, SessionEvent,
 };
 use exatom_core::time::days_since_epoch;
 use serde::Serialize;
@@ -20,87 +20,25 @@ pub const CLICK_INTERACTIVE: u8 = 1;
 pub const CLICK_RAGE: u8 = 2;
 pub const CLICK_DEAD: u8 = 4;
 
-/// What a behaviour event says, as the `events` columns hold it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct BehaviourColumns {
-    pub click_x: f64,
-    pub click_y: i32,
-    pub viewport_width: i32,
-    pub element_path: String,
-    pub click_flags: u8,
-    pub scroll_depth: i8,
-    pub error_message: String,
-    pub error_source: String,
-    pub error_line: i32,
-    pub error_column: i32,
-    pub error_frames: Vec<String>,
+/// A click's flags as `click_flags` holds them.
+pub fn click_flags(c: &Click) -> u8 {
+    [
+        (c.interactive, CLICK_INTERACTIVE),
+        (c.rage, CLICK_RAGE),
+        (c.dead, CLICK_DEAD),
+    ]
+    .into_iter()
+    .filter(|(set, _)| *set)
+    .fold(0, |flags, (_, bit)| flags | bit)
 }
 
-impl BehaviourColumns {
-    pub fn of(
-        click: Option<&Click>,
-        scroll_depth: Option<i32>,
-        error: Option<&ScriptError>,
-    ) -> Self {
-        let mut out = BehaviourColumns {
-            scroll_depth: scroll_depth.map_or(-1, |d| d.clamp(0, 100) as i8),
-            ..Default::default()
-        };
-        if let Some(c) = click {
-            out.click_x = c.x;
-            out.click_y = c.y;
-            out.viewport_width = c.viewport_width;
-            out.element_path = c.path.clone();
-            out.click_flags = [
-                (c.interactive, CLICK_INTERACTIVE),
-                (c.rage, CLICK_RAGE),
-                (c.dead, CLICK_DEAD),
-            ]
-            .into_iter()
-            .filter(|(set, _)| *set)
-            .fold(0, |flags, (_, bit)| flags | bit);
-        }
-        if let Some(e) = error {
-            out.error_message = e.message.clone();
-            out.error_source = e.source.clone();
-            out.error_line = e.line;
-            out.error_column = e.column;
-            out.error_frames = e
-                .frames
-                .iter()
-                .map(|f| format!("{}:{}:{}", f.file, f.line, f.column))
-                .collect();
-        }
-        out
-    }
-
-    /// The click of a `click` event's row.
-    pub fn click(&self) -> Click {
-        Click {
-            x: self.click_x,
-            y: self.click_y,
-            viewport_width: self.viewport_width,
-            path: self.element_path.clone(),
-            interactive: self.click_flags & CLICK_INTERACTIVE != 0,
-            rage: self.click_flags & CLICK_RAGE != 0,
-            dead: self.click_flags & CLICK_DEAD != 0,
-        }
-    }
-
-    /// The error of a `js_error` event's row.
-    pub fn error(&self) -> ScriptError {
-        ScriptError {
-            message: self.error_message.clone(),
-            source: self.error_source.clone(),
-            line: self.error_line,
-            column: self.error_column,
-            frames: self.error_frames.iter().map(|f| frame(f)).collect(),
-        }
-    }
+/// A stack frame as `error_frames` holds it: `file:line:column`.
+fn frame_text(f: &ErrorFrame) -> String {
+    format!("{}:{}:{}", f.file, f.line, f.column)
 }
 
 /// `file:line:column` back into its parts (the file is a URL: it holds colons itself).
-fn frame(text: &str) -> ErrorFrame {
+pub(crate) fn frame(text: &str) -> ErrorFrame {
     let mut parts = text.rsplitn(3, ':');
     let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
     let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
@@ -170,7 +108,7 @@ impl EventRow {
     /// The row written the moment an event is placed in a session.
     pub fn live(e: &AnonEvent, session_id: &str, partition: i32, offset: i64) -> Self {
         let b = &e.body;
-        let behaviour = BehaviourColumns::of(b.click.as_ref(), b.scroll_depth, b.error.as_ref());
+        let (click, error) = (b.click.as_ref(), b.error.as_ref());
         EventRow {
             site: e.site.clone(),
             day: days_since_epoch(e.event_time_ms),
@@ -196,17 +134,19 @@ impl EventRow {
             currency: b.currency.clone().unwrap_or_default(),
             tooltip_action: b.tooltip_action.map_or("", |a| a.as_str()),
             trigger: b.trigger.clone().unwrap_or_default(),
-            click_x: behaviour.click_x,
-            click_y: behaviour.click_y,
-            viewport_width: behaviour.viewport_width,
-            element_path: behaviour.element_path,
-            click_flags: behaviour.click_flags,
-            scroll_depth: behaviour.scroll_depth,
-            error_message: behaviour.error_message,
-            error_source: behaviour.error_source,
-            error_line: behaviour.error_line,
-            error_column: behaviour.error_column,
-            error_frames: behaviour.error_frames,
+            click_x: click.map_or(0.0, |c| c.x),
+            click_y: click.map_or(0, |c| c.y),
+            viewport_width: click.map_or(0, |c| c.viewport_width),
+            element_path: click.map(|c| c.path.clone()).unwrap_or_default(),
+            click_flags: click.map_or(0, click_flags),
+            scroll_depth: b.scroll_depth.map_or(-1, |d| d.clamp(0, 100) as i8),
+            error_message: error.map(|e| e.message.clone()).unwrap_or_default(),
+            error_source: error.map(|e| e.source.clone()).unwrap_or_default(),
+            error_line: error.map_or(0, |e| e.line),
+            error_column: error.map_or(0, |e| e.column),
+            error_frames: error
+                .map(|e| e.frames.iter().map(frame_text).collect())
+                .unwrap_or_default(),
             country: e.device.country.clone(),
             region: e.device.region.clone(),
             browser_family: e.device.browser_family.clone(),
@@ -356,16 +296,8 @@ mod tests {
             form_key: form.map(str::to_owned),
             field_key: None,
             form_event: fe,
-            value: None,
-            conversion_tag: None,
-            transaction_id: None,
             revenue,
-            currency: None,
-            tooltip_action: None,
-            trigger: None,
-            click: None,
-            scroll_depth: None,
-            error: None,
+            ..SessionEvent::default()
         }
     }
 

@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 
 use clickhouse::Row;
-use exatom_core::model::{Device, EventKind, FormEventKind, Session, SessionEvent, TooltipAction};
+use exatom_core::model::{
+    Click, Device, EventKind, FormEventKind, ScriptError, Session, SessionEvent, TooltipAction,
+};
 use serde::Deserialize;
 
-use crate::encoder::{BehaviourColumns, EventRow, FINAL_VERSION};
+use crate::encoder::{frame, EventRow, CLICK_DEAD, CLICK_INTERACTIVE, CLICK_RAGE, FINAL_VERSION};
 use crate::rules::ClosedSession;
 
 /// The columns of [`StoredEvent`], in its field order, for the read-back query.
@@ -70,19 +72,27 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    fn behaviour(&self) -> BehaviourColumns {
-        BehaviourColumns {
-            click_x: self.click_x,
-            click_y: self.click_y,
+    /// The click of a `click` event's row.
+    fn click(&self) -> Click {
+        Click {
+            x: self.click_x,
+            y: self.click_y,
             viewport_width: self.viewport_width,
-            element_path: self.element_path.clone(),
-            click_flags: self.click_flags,
-            scroll_depth: self.scroll_depth,
-            error_message: self.error_message.clone(),
-            error_source: self.error_source.clone(),
-            error_line: self.error_line,
-            error_column: self.error_column,
-            error_frames: self.error_frames.clone(),
+            path: self.element_path.clone(),
+            interactive: self.click_flags & CLICK_INTERACTIVE != 0,
+            rage: self.click_flags & CLICK_RAGE != 0,
+            dead: self.click_flags & CLICK_DEAD != 0,
+        }
+    }
+
+    /// The error of a `js_error` event's row.
+    fn error(&self) -> ScriptError {
+        ScriptError {
+            message: self.error_message.clone(),
+            source: self.error_source.clone(),
+            line: self.error_line,
+            column: self.error_column,
+            frames: self.error_frames.iter().map(|f| frame(f)).collect(),
         }
     }
 
@@ -174,7 +184,6 @@ fn some(text: &str) -> Option<String> {
 
 fn session_event(e: &StoredEvent) -> SessionEvent {
     let kind = EventKind::from_name(&e.kind);
-    let behaviour = e.behaviour();
     SessionEvent {
         event_id: e.event_id.clone(),
         kind,
@@ -192,9 +201,9 @@ fn session_event(e: &StoredEvent) -> SessionEvent {
         tooltip_action: (!e.tooltip_action.is_empty())
             .then(|| TooltipAction::from_name(&e.tooltip_action)),
         trigger: some(&e.trigger),
-        click: (kind == EventKind::Click).then(|| behaviour.click()),
+        click: (kind == EventKind::Click).then(|| e.click()),
         scroll_depth: (kind == EventKind::Scroll).then_some(i32::from(e.scroll_depth)),
-        error: (kind == EventKind::JsError).then(|| behaviour.error()),
+        error: (kind == EventKind::JsError).then(|| e.error()),
     }
 }
 

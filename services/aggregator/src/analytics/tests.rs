@@ -30,15 +30,7 @@ impl Script {
             field_key: field.map(str::to_owned),
             form_event: fe,
             value: value.map(str::to_owned),
-            conversion_tag: None,
-            transaction_id: None,
-            revenue: None,
-            currency: None,
-            tooltip_action: None,
-            trigger: None,
-            click: None,
-            scroll_depth: None,
-            error: None,
+            ..SessionEvent::default()
         });
         self
     }

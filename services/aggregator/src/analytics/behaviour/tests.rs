@@ -7,19 +7,7 @@ fn event(kind: EventKind, t: i64, page: &str) -> SessionEvent {
         kind,
         event_time_ms: t,
         page: Some(page.to_owned()),
-        form_key: None,
-        field_key: None,
-        form_event: None,
-        value: None,
-        conversion_tag: None,
-        transaction_id: None,
-        revenue: None,
-        currency: None,
-        tooltip_action: None,
-        trigger: None,
-        click: None,
-        scroll_depth: None,
-        error: None,
+        ..SessionEvent::default()
     }
 }
 
