@@ -20,6 +20,10 @@
 #    The stack's Prometheus (port 49090, the rules of deploy/prometheus) watches: the alerts
 #    that went pending, fired and resolved are printed, from the burst's start until none has
 #    been active for a minute (at most BENCH_ALERTS_WAIT, 900 s).
+# BENCH_REPLICAS=N (default 1) runs N replicas of every stage: the extra collectors on the
+# ports after STACK_COLLECTOR_PORT (the load goes to each in turn, as a load balancer sends
+# it), the extra consumers in their stage's group with admin ports 49212+. The rates' CPU
+# figures then sum a stage's replicas.
 # Figures go to stdout; record them in BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,6 +38,7 @@ export STACK_AGGREGATOR_PORT=${STACK_AGGREGATOR_PORT:-49204}
 export STACK_CONSOLE_PORT=${STACK_CONSOLE_PORT:-48190}
 export STACK_PROM_PORT=${STACK_PROM_PORT:-49090}
 RATES=${BENCH_RATES:-2000 4000 6000 8000}
+REPLICAS=${BENCH_REPLICAS:-1}
 SECONDS_PER_RATE=${BENCH_SECONDS:-300}
 BURST=${BENCH_BURST:-1000000}
 source "$ROOT/deploy/local/common.sh"
@@ -45,9 +50,11 @@ if running broker || running clickhouse; then
   exit 1
 fi
 cleanup() {
+  for name in "${replicas[@]}"; do stop "$name" || true; done
   "$ROOT/deploy/local/services.sh" down || true
   "$ROOT/deploy/local/stack.sh" down || true
 }
+replicas=()
 trap cleanup EXIT
 rm -rf "$STATE"
 mkdir -p "$STATE/logs" "$STATE/pids"
@@ -66,15 +73,43 @@ EXATOM_SITES_FILE=$STATE/sites.toml EXATOM_DEMO_SITE= \
 
 collector=http://127.0.0.1:$COLLECTOR_PORT
 clickhouse=http://127.0.0.1:$CH_HTTP_PORT/
-admin="http://127.0.0.1:$ANONYMIZER_PORT/metrics,http://127.0.0.1:$SESSIONIZER_PORT/metrics,http://127.0.0.1:$AGGREGATOR_PORT/metrics"
+admin_of=(http://127.0.0.1:$ANONYMIZER_PORT/metrics http://127.0.0.1:$SESSIONIZER_PORT/metrics http://127.0.0.1:$AGGREGATOR_PORT/metrics)
+health=()
+# Replicas 2..N of every stage, started as services.sh starts the first (same settings).
+for ((r = 2; r <= REPLICAS; r++)); do
+  port=$((COLLECTOR_PORT + r - 1))
+  EXATOM_LISTEN=127.0.0.1:$port EXATOM_SITES_FILE=$STATE/sites.toml EXATOM_DEMO_SITE= \
+    start "collector-$r" "$BIN/exatom-collector"
+  collector+=",http://127.0.0.1:$port"
+  health+=("http://127.0.0.1:$port/readyz")
+  i=0
+  for stage in anonymizer sessionizer aggregator; do
+    port=$((49210 + 10 * r + i))
+    EXATOM_ADMIN_LISTEN=127.0.0.1:$port EXATOM_TRANSACTION_KEY_FILE=$STATE/transaction.key \
+      EXATOM_GEO_DATABASE=$GEO_DATABASE EXATOM_LATENESS_MS=60000 EXATOM_IDLE_MARGIN_MS=1000 \
+      start "$stage-$r" "$BIN/exatom-$stage"
+    admin_of[i]+="+http://127.0.0.1:$port/metrics"
+    health+=("http://127.0.0.1:$port/healthz")
+    i=$((i + 1))
+  done
+  replicas+=("collector-$r" "anonymizer-$r" "sessionizer-$r" "aggregator-$r")
+done
+for url in "${health[@]}"; do wait_for "$url" 30 curl -fsS "$url"; done
+admin=$(IFS=,; echo "${admin_of[*]}")
 ch() { curl -fsS "$clickhouse" --data-binary "$1"; }
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $REPLICAS replica(s) of every stage"
 
 # CPU seconds (user + system, all threads) of each process of the stack.
 processes=(broker clickhouse collector anonymizer sessionizer aggregator)
+# A stage's replicas count as the stage.
 cpu_snapshot() {
   for p in "${processes[@]}"; do
-    awk -v p="$p" '{printf "%s=%s ", p, $14 + $15}' "/proc/$(cat "$STATE/pids/$p.pid")/stat"
+    local sum=0
+    for pidfile in "$STATE/pids/$p.pid" "$STATE"/pids/"$p"-[0-9]*.pid; do
+      [[ -f $pidfile ]] || continue
+      sum=$(awk -v s="$sum" '{print s + $14 + $15}' "/proc/$(cat "$pidfile")/stat")
+    done
+    printf "%s=%s " "$p" "$sum"
   done
 }
 cpu_per_k_events() { # before after events
@@ -87,6 +122,15 @@ cpu_per_k_events() { # before after events
     printf "CPU s per 1000 events: %s| all %.3f\n", out, n ? total * 1000 / n : 0 }'
 }
 
+# Events every collector replica accepted so far.
+accepted_total() {
+  local sum=0 url
+  for url in ${collector//,/ }; do
+    sum=$((sum + $(curl -fsS "$url/metrics" | awk '$1 == "exatom_collector_events_accepted_total" {print $2}')))
+  done
+  echo "$sum"
+}
+
 echo "== ceilings"
 "$BIN/broker-drain" "$EXATOM_KAFKA_BROKERS" 300000
 
@@ -95,9 +139,9 @@ for rate in $RATES; do
   site=${sites[$n]}; n=$((n + 1))
   echo "== sustained: $rate events/s for $SECONDS_PER_RATE s (site $site)"
   before=$(cpu_snapshot)
-  accepted_before=$(curl -fsS "$collector/metrics" | awk '$1 == "exatom_collector_events_accepted_total" {print $2}')
+  accepted_before=$(accepted_total)
   "$BIN/chain-load" rate "$collector" "$clickhouse" "$site" "$rate" "$SECONDS_PER_RATE" "$admin"
-  accepted=$(( $(curl -fsS "$collector/metrics" | awk '$1 == "exatom_collector_events_accepted_total" {print $2}') - accepted_before ))
+  accepted=$(( $(accepted_total) - accepted_before ))
   echo "  $(cpu_per_k_events "$before" "$(cpu_snapshot)" "$accepted") (until the last followed row arrived)"
 done
 

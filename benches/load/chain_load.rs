@@ -1,16 +1,18 @@
 //! Load for the whole chain: visitor journeys (`exatom_benches::journeys`) posted to a
 //! running collector over HTTP, and how long their events take to reach ClickHouse.
 //!
-//!   chain-load rate  COLLECTOR CLICKHOUSE SITE EVENTS_PER_S SECONDS [ADMIN_URLS]
-//!   chain-load burst COLLECTOR CLICKHOUSE SITE EVENTS CONNECTIONS
+//!   chain-load rate  COLLECTORS CLICKHOUSE SITE EVENTS_PER_S SECONDS [ADMIN_URLS]
+//!   chain-load burst COLLECTORS CLICKHOUSE SITE EVENTS CONNECTIONS
 //!
+//! COLLECTORS are one or more collector URLs joined by `,`: requests go to them in turn.
 //! `rate` starts journeys so that EVENTS_PER_S events are offered each second for SECONDS
 //! (at most 512 requests in flight: when the collector falls behind, the offered rate is not
 //! held, and the achieved rate says so). One event of every request is followed: freshness
 //! is the time from its 202 to its row in `events` (polled every second), and for converting
 //! journeys, from the 202 of their last batch to their session's row in `form_sessions`,
-//! written in the same aggregator batch that recomputes the rollups. ADMIN_URLS (comma
-//! separated `/metrics` URLs) are sampled every 10 s for the consumer lag of each stage.
+//! written in the same aggregator batch that recomputes the rollups. ADMIN_URLS (`/metrics`
+//! URLs, one per stage joined by `,`, a stage's replicas by `+`) are sampled every 10 s for
+//! the consumer lag of each stage.
 //!
 //! `burst` sends EVENTS events' worth of journeys over CONNECTIONS keep-alive connections as
 //! fast as the collector answers (a 503 or 429 is sent again after its Retry-After, as the
@@ -51,7 +53,9 @@ struct Tally {
 
 struct Shared {
     http: reqwest::Client,
-    collector: String,
+    /// Collector replicas: requests go round-robin, as a load balancer would send them.
+    collectors: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
     site: String,
     followed: Mutex<Followed>,
     tally: Mutex<Tally>,
@@ -66,9 +70,11 @@ impl Shared {
     async fn post(&self, journey: &Journey, events: &[serde_json::Value]) -> anyhow::Result<bool> {
         loop {
             let body = journeys::body(&self.site, events, chrono::Utc::now());
+            let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let collector = &self.collectors[n % self.collectors.len()];
             let response = self
                 .http
-                .post(format!("{}/v1/events", self.collector))
+                .post(format!("{collector}/v1/events"))
                 .header("content-type", "text/plain;charset=UTF-8")
                 .header("user-agent", journey.user_agent)
                 .header("x-forwarded-for", &journey.ip)
@@ -272,16 +278,22 @@ fn percentiles(mut xs: Vec<f64>) -> String {
     )
 }
 
-/// The sum of every `exatom_consumer_lag_records` series on a `/metrics` page.
-async fn lag(http: &reqwest::Client, url: &str) -> f64 {
-    let Ok(r) = http.get(url).send().await else {
-        return f64::NAN;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("exatom_consumer_lag_records{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// The sum of every `exatom_consumer_lag_records` series on the `/metrics` pages of one
+/// stage (its replicas' URLs joined by `+`).
+async fn lag(http: &reqwest::Client, urls: &str) -> f64 {
+    let mut sum = 0.0;
+    for url in urls.split('+') {
+        let Ok(r) = http.get(url).send().await else {
+            return f64::NAN;
+        };
+        let text = r.text().await.unwrap_or_default();
+        sum += text
+            .lines()
+            .filter(|l| l.starts_with("exatom_consumer_lag_records{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    sum
 }
 
 /// The services' own `exatom_freshness_seconds` buckets, summed over `urls`: cumulative
@@ -290,7 +302,7 @@ type Buckets = std::collections::BTreeMap<(String, u64), f64>;
 
 async fn freshness_buckets(http: &reqwest::Client, urls: &[String]) -> Buckets {
     let mut out = Buckets::new();
-    for url in urls {
+    for url in urls.iter().flat_map(|u| u.split('+')) {
         let Ok(r) = http.get(url).send().await else {
             continue;
         };
@@ -571,7 +583,7 @@ async fn burst_mode(
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: chain-load rate COLLECTOR CLICKHOUSE SITE EVENTS_PER_S SECONDS [ADMIN_URLS]\n       chain-load burst COLLECTOR CLICKHOUSE SITE EVENTS CONNECTIONS";
+    let usage = "usage: chain-load rate COLLECTORS CLICKHOUSE SITE EVENTS_PER_S SECONDS [ADMIN_URLS]\n       chain-load burst COLLECTORS CLICKHOUSE SITE EVENTS CONNECTIONS\n(COLLECTORS: URLs joined by `,`; ADMIN_URLS: one entry per stage joined by `,`, a stage's replicas by `+`)";
     let [mode, collector, clickhouse, site, n, m, rest @ ..] = args.as_slice() else {
         bail!("{usage}");
     };
@@ -581,7 +593,8 @@ fn main() -> anyhow::Result<()> {
             .pool_max_idle_per_host(IN_FLIGHT)
             .timeout(Duration::from_secs(30))
             .build()?,
-        collector: collector.clone(),
+        collectors: collector.split(',').map(str::to_owned).collect(),
+        next: std::sync::atomic::AtomicUsize::new(0),
         site: site.clone(),
         followed: Mutex::new(Followed::default()),
         tally: Mutex::new(Tally::default()),
