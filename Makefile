@@ -13,13 +13,19 @@ TEST_KAFKA_PORT ?= 19092
 TEST_CH_HTTP_PORT ?= 18123
 TEST_CH_TCP_PORT ?= 19000
 TEST_PROM_PORT ?= 19090
+# The cluster test's ZooKeeper and ClickHouse nodes (HTTP base+1..4, TCP base+11..14,
+# replication base+21..24).
+TEST_ZK_PORT ?= 12181
+TEST_CLUSTER_PORT_BASE ?= 18130
 TEST_ENV := STACK_STATE=$(TEST_STATE) STACK_KAFKA_PORT=$(TEST_KAFKA_PORT) \
 	STACK_CH_HTTP_PORT=$(TEST_CH_HTTP_PORT) STACK_CH_TCP_PORT=$(TEST_CH_TCP_PORT) \
-	STACK_PROM_PORT=$(TEST_PROM_PORT) STACK_PROM_SCRAPE_INTERVAL=1s
+	STACK_PROM_PORT=$(TEST_PROM_PORT) STACK_PROM_SCRAPE_INTERVAL=1s \
+	STACK_ZK_PORT=$(TEST_ZK_PORT) STACK_CLUSTER_PORT_BASE=$(TEST_CLUSTER_PORT_BASE)
 GEO_DATABASE = $(shell bash -c 'source $(LOCAL)/common.sh && echo $$GEO_DATABASE')
 TEST_TARGETS := STACK_TEST_STATE=$(TEST_STATE) EXATOM_KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT) \
 	STACK_PROMETHEUS_URL=http://127.0.0.1:$(TEST_PROM_PORT) STACK_GEO_DATABASE=$(GEO_DATABASE) \
 	EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$(TEST_CH_HTTP_PORT) STACK_CH_TCP_PORT=$(TEST_CH_TCP_PORT) \
+	STACK_ZK_PORT=$(TEST_ZK_PORT) STACK_CLUSTER_PORT_BASE=$(TEST_CLUSTER_PORT_BASE) \
 	STACK_BIN=$(CURDIR)/target/release
 
 .PHONY: help
@@ -32,18 +38,26 @@ help:
 	@echo "make bench-chain       the whole chain under sustained load and a burst, with its ceilings"
 	@echo "make fuzz    fuzz the collector's body decoder for 60 s (installs cargo-fuzz if missing)"
 	@echo "make test-fresh   a fresh clone with an empty cargo cache: make run, then make test, timed"
+	@echo "make run CLUSTER=1   the same on a local ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas)"
+	@echo "make test-cluster    the cluster fault test with the full stream (3000 journeys)"
 
 .PHONY: build
 build:
 	$(CARGO) build --release --workspace --bins
 
+# CLUSTER=1: ClickHouse as a local cluster (README, "Running in production"); its state
+# folder is its own (.local/run-cluster), so the two profiles never share a database.
+ifeq ($(CLUSTER),1)
+RUN_ENV := STACK_CLUSTER=1 STACK_STATE=$(CURDIR)/.local/run-cluster
+endif
+
 .PHONY: run
 run:
-	$(LOCAL)/install.sh
+	$(LOCAL)/install.sh $(if $(filter 1,$(CLUSTER)),cluster)
 	$(MAKE) build
-	$(LOCAL)/stack.sh up
-	$(LOCAL)/services.sh up
-	@source $(LOCAL)/common.sh; \
+	$(RUN_ENV) $(LOCAL)/stack.sh up
+	$(RUN_ENV) $(LOCAL)/services.sh up
+	@$(RUN_ENV) source $(LOCAL)/common.sh; \
 	echo; echo "Exatom is running (state and logs in $$STATE):"; \
 	echo "  demo site       http://localhost:$$COLLECTOR_PORT/demo/   (fill in its forms, then see them in the console)"; \
 	echo "  console         http://127.0.0.1:$$CONSOLE_PORT/   (user demo, password exatom-demo)"; \
@@ -51,19 +65,23 @@ run:
 	echo "  anonymizer      http://127.0.0.1:$$ANONYMIZER_PORT/metrics"; \
 	echo "  sessionizer     http://127.0.0.1:$$SESSIONIZER_PORT/metrics"; \
 	echo "  aggregator      http://127.0.0.1:$$AGGREGATOR_PORT/metrics"; \
+	if [[ $$CLUSTER == 1 ]]; then \
+	echo "  ClickHouse      $$EXATOM_CLICKHOUSE_URL/ … :$$(node_http_port 4)/   (cluster $$CLUSTER_NAME: 2 shards x 2 replicas, database exatom; ZooKeeper 127.0.0.1:$$ZK_PORT)"; \
+	else \
 	echo "  ClickHouse      http://127.0.0.1:$$CH_HTTP_PORT/   (database exatom)"; \
+	fi; \
 	echo "  Prometheus      http://127.0.0.1:$$PROM_PORT/   (targets: /targets, alerts: /alerts; rules in deploy/prometheus)"; \
 	echo "  Kafka (tansu)   127.0.0.1:$$KAFKA_PORT"; \
-	echo "Stop with: make stop"
+	echo "Stop with: make stop$(if $(filter 1,$(CLUSTER)), CLUSTER=1)"
 
 .PHONY: stop
 stop:
-	$(LOCAL)/services.sh down
-	$(LOCAL)/stack.sh down
+	$(RUN_ENV) $(LOCAL)/services.sh down
+	$(RUN_ENV) $(LOCAL)/stack.sh down
 
 .PHONY: status
 status:
-	$(LOCAL)/services.sh status
+	$(RUN_ENV) $(LOCAL)/services.sh status
 
 .PHONY: lint
 lint:
@@ -80,8 +98,14 @@ integration: build
 	rm -rf $(TEST_STATE)
 	@set -e; trap '$(TEST_ENV) $(LOCAL)/stack.sh down' EXIT; \
 	$(TEST_ENV) $(LOCAL)/stack.sh up; \
-	$(TEST_TARGETS) $(CARGO) test --release -p exatom-e2e $(E2E_TESTS) -- --test-threads=1
+	$(TEST_TARGETS) CLUSTER_JOURNEYS=$(CLUSTER_JOURNEYS) $(CARGO) test --release -p exatom-e2e $(E2E_TESTS) -- --test-threads=1
 	.local/venv/bin/python tests/modern_engine.py target/release/exatom-admin
+
+# The cluster fault test (tests/cluster.rs) with the full stream; `make test` runs it with
+# 400 journeys.
+.PHONY: test-cluster
+test-cluster:
+	$(MAKE) integration E2E_TESTS="--test cluster" CLUSTER_JOURNEYS=$${CLUSTER_JOURNEYS:-3000}
 
 # The alert and recording rules: syntax, the rendered config, and every alert's unit tests.
 .PHONY: rules

@@ -17,6 +17,8 @@ async fn database_at(stack: &Stack, name: &str, last: u32) -> Warehouse {
         database: name.to_owned(),
         user: "default".to_owned(),
         password: String::new(),
+        cluster: String::new(),
+        insert_quorum: 0,
     })
     .await
     .expect("ClickHouse answers");
@@ -261,4 +263,42 @@ async fn a_column_dropped_by_hand_stops_the_writer_and_readyz_names_it_and_the_f
     assert!(!sessionizer.stop());
     assert!(!sessionizer.is_running());
     stack.execute(&format!("DROP DATABASE {db}")).await;
+}
+
+#[tokio::test]
+async fn a_database_made_for_one_server_is_not_migrated_or_served_as_a_cluster() {
+    let stack = Stack::from_env();
+    let newest = exatom_plumbing::warehouse::MIGRATIONS.len() as u32;
+    database_at(&stack, "exatom_one_server", newest).await;
+    let as_cluster = Connection {
+        url: stack.clickhouse_url.clone(),
+        database: "exatom_one_server".to_owned(),
+        user: "default".to_owned(),
+        password: String::new(),
+        cluster: "exatom_cluster".to_owned(),
+        insert_quorum: 2,
+    };
+    let warehouse = Warehouse::connect(&as_cluster).await.unwrap();
+    let err = warehouse.migrate().await.unwrap_err();
+    assert!(
+        matches!(err, exatom_plumbing::warehouse::MigrationError::Mode { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("created for one server")
+            && text.contains("configured on cluster `exatom_cluster`"),
+        "{text}"
+    );
+    // Nothing was made on the way: the ledger still says one server, with every migration.
+    let ledger = stack
+        .query("SELECT count(), groupUniqArray(cluster) FROM exatom_one_server.schema_migrations")
+        .await;
+    assert_eq!(ledger.trim(), format!("{newest}\t['']"));
+    // A service configured for a cluster refuses it too, naming the setting.
+    let fault = Warehouse::connect_checked(&as_cluster).await.unwrap_err();
+    assert!(
+        fault.to_string().contains("EXATOM_CLICKHOUSE_CLUSTER"),
+        "{fault}"
+    );
 }

@@ -24,6 +24,10 @@
 # ports after STACK_COLLECTOR_PORT (the load goes to each in turn, as a load balancer sends
 # it), the extra consumers in their stage's group with admin ports 49212+. The rates' CPU
 # figures then sum a stage's replicas.
+# BENCH_CLUSTER=1 runs ClickHouse as the local cluster profile (ZooKeeper on 42181, four
+# servers, 2 shards x 2 replicas, HTTP 48131-48134) in cluster mode; the ClickHouse ceiling
+# is then a replicated, Distributed twin of `events` written with the services' quorum, and
+# the CPU figures sum the four servers and ZooKeeper as `clickhouse`.
 # Figures go to stdout; record them in BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,6 +41,11 @@ export STACK_SESSIONIZER_PORT=${STACK_SESSIONIZER_PORT:-49203}
 export STACK_AGGREGATOR_PORT=${STACK_AGGREGATOR_PORT:-49204}
 export STACK_CONSOLE_PORT=${STACK_CONSOLE_PORT:-48190}
 export STACK_PROM_PORT=${STACK_PROM_PORT:-49090}
+if [[ ${BENCH_CLUSTER:-0} == 1 ]]; then
+  export STACK_CLUSTER=1 STACK_ZK_PORT=${STACK_ZK_PORT:-42181}
+  export STACK_CLUSTER_PORT_BASE=${STACK_CLUSTER_PORT_BASE:-48130}
+  export STACK_STATE=$ROOT/.local/bench-chain-cluster
+fi
 RATES=${BENCH_RATES:-2000 4000 6000 8000}
 REPLICAS=${BENCH_REPLICAS:-1}
 SECONDS_PER_RATE=${BENCH_SECONDS:-300}
@@ -45,7 +54,7 @@ source "$ROOT/deploy/local/common.sh"
 
 "$ROOT/deploy/local/install.sh"
 (cd "$ROOT" && cargo build --release --workspace --bins -q)
-if running broker || running clickhouse; then
+if running broker || running clickhouse || running ch1; then
   echo "a stack already runs in $STATE: stop it first (STACK_STATE=$STATE make stop)" >&2
   exit 1
 fi
@@ -72,7 +81,7 @@ EXATOM_SITES_FILE=$STATE/sites.toml EXATOM_DEMO_SITE= \
   "$ROOT/deploy/local/services.sh" up
 
 collector=http://127.0.0.1:$COLLECTOR_PORT
-clickhouse=http://127.0.0.1:$CH_HTTP_PORT/
+clickhouse=$EXATOM_CLICKHOUSE_URL/
 admin_of=(http://127.0.0.1:$ANONYMIZER_PORT/metrics http://127.0.0.1:$SESSIONIZER_PORT/metrics http://127.0.0.1:$AGGREGATOR_PORT/metrics)
 health=()
 # Replicas 2..N of every stage, started as services.sh starts the first (same settings).
@@ -101,11 +110,17 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' '
 
 # CPU seconds (user + system, all threads) of each process of the stack.
 processes=(broker clickhouse collector anonymizer sessionizer aggregator)
+# On the cluster, its five processes are `clickhouse`'s.
+cluster_processes=(zookeeper ch1 ch2 ch3 ch4)
 # A stage's replicas count as the stage.
 cpu_snapshot() {
   for p in "${processes[@]}"; do
     local sum=0
-    for pidfile in "$STATE/pids/$p.pid" "$STATE"/pids/"$p"-[0-9]*.pid; do
+    local files=("$STATE/pids/$p.pid" "$STATE"/pids/"$p"-[0-9]*.pid)
+    if [[ $p == clickhouse && $CLUSTER == 1 ]]; then
+      files=("${cluster_processes[@]/#/$STATE/pids/}"); files=("${files[@]/%/.pid}")
+    fi
+    for pidfile in "${files[@]}"; do
       [[ -f $pidfile ]] || continue
       sum=$(awk -v s="$sum" '{print s + $14 + $15}' "/proc/$(cat "$pidfile")/stat")
     done
@@ -160,14 +175,30 @@ fi
 sed 's/^/  /' "$STATE/alerts.log"
 
 echo "== ClickHouse alone: the burst's events rows inserted again, one RowBinary INSERT"
-ch "CREATE TABLE IF NOT EXISTS exatom.events_ceiling AS exatom.events"
+insert_settings=
+if [[ $CLUSTER == 1 ]]; then
+  on="ON CLUSTER $CLUSTER_NAME"
+  ch "CREATE TABLE IF NOT EXISTS exatom.events_ceiling_local $on AS exatom.events_local
+      ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/exatom/events_ceiling_local', '{replica}', version)
+      PARTITION BY day ORDER BY (site, day, visitor_id, event_id)" >/dev/null
+  ch "CREATE TABLE IF NOT EXISTS exatom.events_ceiling $on AS exatom.events_ceiling_local
+      ENGINE = Distributed($CLUSTER_NAME, exatom, events_ceiling_local, cityHash64(visitor_id))" >/dev/null
+  insert_settings="&insert_distributed_sync=1&insert_quorum=2"
+else
+  ch "CREATE TABLE IF NOT EXISTS exatom.events_ceiling AS exatom.events"
+fi
 ch "SELECT * FROM exatom.events WHERE site = '$site' AND version = 1 FORMAT RowBinary" >"$STATE/events.rowbinary"
 rows=$(ch "SELECT count() FROM exatom.events WHERE site = '$site' AND version = 1")
 start=$(date +%s.%N)
-curl -fsS "$clickhouse?query=INSERT%20INTO%20exatom.events_ceiling%20FORMAT%20RowBinary" \
+curl -fsS "$clickhouse?query=INSERT%20INTO%20exatom.events_ceiling%20FORMAT%20RowBinary$insert_settings" \
   --data-binary @"$STATE/events.rowbinary"
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
 awk -v n="$rows" -v t="$took" -v b="$(stat -c %s "$STATE/events.rowbinary")" \
   'BEGIN {printf "  %d rows (%.0f MB) in %.2f s: %.0f rows/s\n", n, b / 1e6, t, n / t}'
-ch "DROP TABLE exatom.events_ceiling"
+if [[ $CLUSTER == 1 ]]; then
+  ch "DROP TABLE exatom.events_ceiling ON CLUSTER $CLUSTER_NAME" >/dev/null
+  ch "DROP TABLE exatom.events_ceiling_local ON CLUSTER $CLUSTER_NAME" >/dev/null
+else
+  ch "DROP TABLE exatom.events_ceiling"
+fi
 echo "logs: $STATE/logs"

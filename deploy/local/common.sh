@@ -28,8 +28,26 @@ GEO_INTEGRITY=sha512-xemBDNQl4mCYDuVbqe3jKGKsVDykZGkfvebhtOh/3VGLadq8vsp7t7ontpM
 GEO_HOME=${GEO_HOME:-${CARGO_HOME:-$HOME/.cargo}/exatom-geo/$GEO_VERSION}
 GEO_DATABASE=$GEO_HOME/geo-whois-asn-country.mmdb
 
+# The cluster profile (STACK_CLUSTER=1, `make run CLUSTER=1`): ZooKeeper and four ClickHouse
+# servers, 2 shards × 2 replicas. Node n (1–4) listens on HTTP base+n, TCP base+10+n and
+# replication base+20+n; shard (n+1)/2.
+CLUSTER=${STACK_CLUSTER:-0}
+CLUSTER_NAME=exatom_cluster
+CLUSTER_NODES=(1 2 3 4)
+ZK_PORT=${STACK_ZK_PORT:-2181}
+CLUSTER_PORT_BASE=${STACK_CLUSTER_PORT_BASE:-8130}
+node_http_port() { echo $((CLUSTER_PORT_BASE + $1)); }
+node_tcp_port() { echo $((CLUSTER_PORT_BASE + 10 + $1)); }
+
 export EXATOM_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
-export EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
+if [[ $CLUSTER == 1 ]]; then
+  export EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$(node_http_port 1)
+  export EXATOM_CLICKHOUSE_CLUSTER=$CLUSTER_NAME
+  CONSOLE_CH_DIR=$STATE/cluster/ch1
+else
+  export EXATOM_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
+  CONSOLE_CH_DIR=$STATE/clickhouse
+fi
 
 mkdir -p "$STATE/logs" "$STATE/pids"
 

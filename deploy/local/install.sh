@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, once; re-running is cheap.
 #   deploy/local/install.sh          broker, ClickHouse, Prometheus (and promtool), build tools
-#   deploy/local/install.sh test     + Chromium and chromedriver, chdb-core (modern ClickHouse engine)
+#   deploy/local/install.sh test     + Chromium and chromedriver, chdb-core (modern ClickHouse engine),
+#                                      ZooKeeper (the cluster test)
+#   deploy/local/install.sh cluster  + ZooKeeper (`make run CLUSTER=1`)
 #   deploy/local/install.sh bench    + the collector's load tools (wrk, h2load, nginx) and a tansu
 #                                      with memory storage (benches/load/collector.sh)
 #   deploy/local/install.sh manifests  only what deploy/k8s/validate.sh needs: kubernetes-validate
@@ -47,6 +49,10 @@ if [[ ${1:-} == test ]]; then
   # The browser tests drive the Debian build of Chromium over WebDriver.
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+fi
+if [[ ${1:-} == test || ${1:-} == cluster ]]; then
+  # Debian's ZooKeeper 3.8 (it brings a Java runtime); stack.sh runs its server class.
+  [[ -f /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null || need_apt+=(zookeeper)
 fi
 if [[ ${1:-} == bench ]]; then
   command -v wrk >/dev/null || need_apt+=(wrk)

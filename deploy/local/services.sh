@@ -27,9 +27,10 @@ up() {
   if ! [[ -s $session_key ]]; then
     (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$session_key")
   fi
-  # Each registered site gets its ClickHouse user and databases (README, "Console").
+  # Each registered site gets its ClickHouse user and databases (README, "Console"), on the
+  # server the console reads (the cluster's first node in the cluster profile).
   EXATOM_CONSOLE_SESSION_KEY_FILE=$session_key EXATOM_SITES_FILE=${EXATOM_SITES_FILE:-$ROOT/deploy/local/sites.toml} \
-    "$BIN/exatom-console" grant-sites "$STATE/clickhouse/users.d/exatom-console-sites.xml" >>"$STATE/logs/console.log" 2>&1 \
+    "$BIN/exatom-console" grant-sites "$CONSOLE_CH_DIR/users.d/exatom-console-sites.xml" >>"$STATE/logs/console.log" 2>&1 \
     || { log "granting the console's site users failed: see $STATE/logs/console.log"; exit 1; }
   EXATOM_CONSOLE_LISTEN=127.0.0.1:$CONSOLE_PORT EXATOM_CONSOLE_SESSION_KEY_FILE=$session_key \
     EXATOM_CONSOLE_SITE_USERS=true EXATOM_SITES_FILE=${EXATOM_SITES_FILE:-$ROOT/deploy/local/sites.toml} \

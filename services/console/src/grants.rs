@@ -183,7 +183,7 @@ pub async fn grant_sites(
             continue;
         };
         let client = warehouse
-            .client
+            .read_only
             .clone()
             .with_user(reader_user(database, name))
             .with_password(reader_password(key, name))

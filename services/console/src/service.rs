@@ -151,7 +151,7 @@ impl Figures {
         match &self.site_users {
             Some(key) => self
                 .warehouse
-                .client
+                .read_only
                 .clone()
                 .with_user(crate::grants::reader_user(
                     &self.warehouse.database,

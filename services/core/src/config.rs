@@ -46,6 +46,8 @@ pub const SETTINGS: &[Setting] = settings![
     "clickhouse_database": ALL,
     "clickhouse_user": ALL,
     "clickhouse_password": ALL,
+    "clickhouse_cluster": ALL,
+    "clickhouse_insert_quorum": ALL,
     "listen": &["collector"],
     "sites_file": &["collector", "admin", "console"],
     "trusted_proxies": &["collector"],
@@ -270,6 +272,13 @@ pub struct Endpoints {
     pub clickhouse_database: String,
     pub clickhouse_user: String,
     pub clickhouse_password: String,
+    /// A cluster of the server's `remote_servers`: tables are replicated per shard with a
+    /// Distributed table in front (README, "Running in production"). Empty: one server.
+    pub clickhouse_cluster: String,
+    /// Replicas that must hold an insert before it counts, in cluster mode: with every
+    /// replica of a shard, a read on any replica sees every acknowledged row, which the
+    /// aggregator's rollups (read back right after writing) need to stay exact.
+    pub clickhouse_insert_quorum: u32,
 }
 
 /// The password never reaches a log.
@@ -281,6 +290,8 @@ impl std::fmt::Debug for Endpoints {
             .field("clickhouse_database", &self.clickhouse_database)
             .field("clickhouse_user", &self.clickhouse_user)
             .field("clickhouse_password", &"<hidden>")
+            .field("clickhouse_cluster", &self.clickhouse_cluster)
+            .field("clickhouse_insert_quorum", &self.clickhouse_insert_quorum)
             .finish()
     }
 }
@@ -293,6 +304,8 @@ impl Default for Endpoints {
             clickhouse_database: "exatom".into(),
             clickhouse_user: "default".into(),
             clickhouse_password: String::new(),
+            clickhouse_cluster: String::new(),
+            clickhouse_insert_quorum: 2,
         }
     }
 }

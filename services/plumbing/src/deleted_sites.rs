@@ -103,8 +103,9 @@ impl Warehouse {
             if rows == 0 {
                 continue;
             }
+            let target = self.storage_of(table).1;
             self.client
-                .query(&format!("ALTER TABLE {table} DELETE WHERE site = ?"))
+                .query(&format!("ALTER TABLE {target} DELETE WHERE site = ?"))
                 .bind(site)
                 .execute()
                 .await?;
@@ -114,15 +115,16 @@ impl Warehouse {
         loop {
             let running: Vec<String> = self
                 .client
-                .query(
-                    "SELECT DISTINCT table FROM system.mutations \
-                     WHERE database = currentDatabase() AND is_done = 0",
-                )
+                .query(&format!(
+                    "SELECT DISTINCT table FROM {} WHERE database = ? AND is_done = 0",
+                    self.system_table("mutations")
+                ))
+                .bind(&self.database)
                 .fetch_all()
                 .await?;
             let ours: Vec<&String> = running
                 .iter()
-                .filter(|t| removed.iter().any(|r| r.table == t.as_str()))
+                .filter(|t| removed.iter().any(|r| self.storage_of(r.table).0 == **t))
                 .collect();
             if ours.is_empty() {
                 break;

@@ -3,6 +3,7 @@
 //! (connections, migrations, retention), telemetry (logs, metrics, health) and retries. The
 //! pure model and codec are in `exatom-core`.
 
+pub mod cluster;
 pub mod consume;
 pub mod dead_letter;
 pub mod deleted_sites;

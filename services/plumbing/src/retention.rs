@@ -103,20 +103,30 @@ impl Warehouse {
             return Ok(report);
         }
         let cutoff = cutoff(today);
+        // On a cluster, every shard's parts (one replica of each answers).
+        let stored: Vec<String> = EVENT_DATA.iter().map(|t| self.storage_of(t).0).collect();
         let parts: Vec<(String, String)> = self
             .client
-            .query(
-                "SELECT DISTINCT table, partition FROM system.parts \
-                 WHERE database = currentDatabase() AND active AND has(?, table)",
-            )
-            .bind(EVENT_DATA)
+            .query(&format!(
+                "SELECT DISTINCT table, partition FROM {} \
+                 WHERE database = ? AND active AND has(?, table)",
+                self.system_table("parts")
+            ))
+            .bind(&self.database)
+            .bind(&stored)
             .fetch_all()
             .await?;
-        for (table, partition) in parts {
+        for (stored_table, partition) in parts {
+            let table = stored_table
+                .strip_suffix("_local")
+                .filter(|_| self.cluster.is_some())
+                .unwrap_or(&stored_table)
+                .to_owned();
             match plan(&partition, cutoff) {
                 Some(Step::Drop(literal)) => {
+                    let target = self.storage_of(&table).1;
                     self.client
-                        .query(&format!("ALTER TABLE {table} DROP PARTITION {literal}"))
+                        .query(&format!("ALTER TABLE {target} DROP PARTITION {literal}"))
                         .execute()
                         .await?;
                     report.dropped.push((table, partition));
@@ -137,13 +147,15 @@ impl Warehouse {
         table: &str,
         cutoff: NaiveDate,
     ) -> Result<u64, clickhouse::error::Error> {
+        let (stored, target) = self.storage_of(table);
         let running: u64 = self
             .client
-            .query(
-                "SELECT count() FROM system.mutations \
-                 WHERE database = currentDatabase() AND table = ? AND is_done = 0",
-            )
-            .bind(table)
+            .query(&format!(
+                "SELECT count() FROM {} WHERE database = ? AND table = ? AND is_done = 0",
+                self.system_table("mutations")
+            ))
+            .bind(&self.database)
+            .bind(&stored)
             .fetch_one()
             .await?;
         if running > 0 {
@@ -160,7 +172,7 @@ impl Warehouse {
             .await?;
         if rows > 0 {
             self.client
-                .query(&format!("ALTER TABLE {table} DELETE WHERE day < {before}"))
+                .query(&format!("ALTER TABLE {target} DELETE WHERE day < {before}"))
                 .execute()
                 .await?;
         }

@@ -6,11 +6,14 @@
 //! `{lc}` becomes `LowCardinality(String)` or `String`, `{ttl:EXPR}` becomes
 //! `TTL EXPR + INTERVAL 90 DAY` or nothing (the retention task, `retention.rs`, removes old
 //! rows instead), and `{remove_ttl:TABLE}` becomes `ALTER TABLE TABLE REMOVE TTL` or nothing.
+//! In cluster mode each statement is then rendered for shards and replicas (`cluster.rs`).
 
 use std::sync::OnceLock;
 
 use clickhouse::{Client, Compression};
 use regex::Regex;
+
+use crate::cluster::{Cluster, RenderError};
 
 /// Days every event-level and session-level row is kept.
 pub const RETENTION_DAYS: u32 = 90;
@@ -119,6 +122,38 @@ pub struct Connection {
     pub database: String,
     pub user: String,
     pub password: String,
+    /// The cluster's name in the servers' `remote_servers`; empty on one server.
+    pub cluster: String,
+    /// Replicas that must hold an insert, in cluster mode (0 or 1: no quorum).
+    pub insert_quorum: u32,
+}
+
+/// Why migrations could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(transparent)]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(
+        "database `{database}` was created {created}, and this run is configured {asked}: \
+         the modes are not converted into each other. Set EXATOM_CLICKHOUSE_CLUSTER as when \
+         the database was created, or name a new database (EXATOM_CLICKHOUSE_DATABASE)"
+    )]
+    Mode {
+        database: String,
+        created: String,
+        asked: String,
+    },
+}
+
+/// How a ledger's mode reads in a message.
+fn mode_name(cluster: &str) -> String {
+    if cluster.is_empty() {
+        "for one server".to_owned()
+    } else {
+        format!("on cluster `{cluster}`")
+    }
 }
 
 impl From<&exatom_core::config::Endpoints> for Connection {
@@ -128,6 +163,8 @@ impl From<&exatom_core::config::Endpoints> for Connection {
             database: e.clickhouse_database.clone(),
             user: e.clickhouse_user.clone(),
             password: e.clickhouse_password.clone(),
+            cluster: e.clickhouse_cluster.clone(),
+            insert_quorum: e.clickhouse_insert_quorum,
         }
     }
 }
@@ -136,8 +173,13 @@ impl From<&exatom_core::config::Endpoints> for Connection {
 #[derive(Clone)]
 pub struct Warehouse {
     pub client: Client,
+    /// The same connection without the cluster mode's settings: for read-only users, whom
+    /// the server refuses any setting sent with a query (`readonly = 1`).
+    pub read_only: Client,
     pub version: ServerVersion,
     pub database: String,
+    /// The cluster in cluster mode.
+    pub cluster: Option<String>,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -145,6 +187,7 @@ impl std::fmt::Debug for Warehouse {
         f.debug_struct("Warehouse")
             .field("version", &self.version)
             .field("database", &self.database)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
@@ -160,17 +203,40 @@ impl Warehouse {
             .with_compression(Compression::None);
         let text: String = base.query("SELECT version()").fetch_one().await?;
         let version = ServerVersion::parse(&text).unwrap_or(ServerVersion { major: 0, minor: 0 });
-        let client = if version.is_modern() {
+        let mut client = if version.is_modern() {
             base.with_validation(true)
                 .with_compression(Compression::Lz4)
         } else {
             base
         }
         .with_database(&conn.database);
+        let read_only = client.clone();
+        let cluster = (!conn.cluster.is_empty()).then(|| conn.cluster.clone());
+        if cluster.is_some() {
+            // An insert returns once its rows are on their shards (not queued on this node),
+            // and, with a quorum, on that many replicas of each: the rollups read right
+            // after writing then see every row, whichever replica answers.
+            client = client
+                .with_option("insert_distributed_sync", "1")
+                // 18.16 loses the sorting columns of `FINAL` through a Distributed table when
+                // it answers its own shard in-process; over TCP it does not.
+                .with_option("prefer_localhost_replica", "0")
+                // A query over a Distributed table whose `IN`/`JOIN` reads another one (a
+                // transaction's conversions, in the rollups): the inner one runs once, on
+                // this node, and its result goes to every shard.
+                .with_option("distributed_product_mode", "global");
+            if conn.insert_quorum > 1 {
+                client = client
+                    .with_option("insert_quorum", conn.insert_quorum.to_string())
+                    .with_option("insert_quorum_timeout", "30000");
+            }
+        }
         Ok(Warehouse {
             client,
+            read_only,
             version,
             database: conn.database.clone(),
+            cluster,
         })
     }
 
@@ -196,32 +262,149 @@ impl Warehouse {
                 fix: crate::fault::MIGRATE.to_owned(),
             });
         }
+        let created = warehouse
+            .ledger_mode()
+            .await
+            .map_err(|e| crate::fault::clickhouse(&e))?;
+        if created.as_deref().unwrap_or("") != conn.cluster {
+            return Err(crate::fault::Fault::Deployment {
+                what: format!(
+                    "database `{}` was created {}, the service is configured {}",
+                    conn.database,
+                    mode_name(created.as_deref().unwrap_or("")),
+                    mode_name(&conn.cluster)
+                ),
+                fix: "set EXATOM_CLICKHOUSE_CLUSTER as the database was migrated".to_owned(),
+            });
+        }
         Ok(warehouse)
+    }
+
+    /// The cluster the ledger was written for (`Some("")`: one server), `None` without a
+    /// ledger. Ledgers from before cluster mode have no `cluster` column: one server.
+    async fn ledger_mode(&self) -> Result<Option<String>, clickhouse::error::Error> {
+        // Asked before the database exists, so not in it.
+        let root = self.client.clone().with_database("default");
+        let columns: Vec<String> = root
+            .query(
+                "SELECT name FROM system.columns \
+                 WHERE database = ? AND table = 'schema_migrations'",
+            )
+            .bind(&self.database)
+            .fetch_all()
+            .await?;
+        if columns.is_empty() {
+            return Ok(None);
+        }
+        if !columns.iter().any(|c| c == "cluster") {
+            return Ok(Some(String::new()));
+        }
+        let modes: Vec<String> = self
+            .client
+            .query("SELECT DISTINCT cluster FROM schema_migrations")
+            .fetch_all()
+            .await?;
+        Ok(Some(modes.into_iter().next().unwrap_or_default()))
+    }
+
+    /// One migration's statements for this server, and for the cluster in cluster mode.
+    pub fn statements(&self, sql: &str) -> Result<Vec<String>, RenderError> {
+        let rendered = render(sql, self.version);
+        match &self.cluster {
+            None => Ok(rendered),
+            Some(name) => {
+                let cluster = Cluster {
+                    name,
+                    database: &self.database,
+                };
+                let mut out = Vec::new();
+                for statement in rendered {
+                    out.extend(cluster.render(&statement)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// `system.<name>` (`parts`, `mutations`) of every shard: on a cluster, the Distributed
+    /// table over it that migrations make (`Cluster::system_views`).
+    pub fn system_table(&self, name: &str) -> String {
+        match &self.cluster {
+            None => format!("system.{name}"),
+            Some(_) => format!("{}.cluster_{name}", self.database),
+        }
+    }
+
+    /// The table that holds `table`'s rows on this node, and how a statement names it to
+    /// reach every shard: `events` on one server, `db.events_local ON CLUSTER c` on a
+    /// cluster (mutations and partitions are the local tables').
+    pub fn storage_of(&self, table: &str) -> (String, String) {
+        match &self.cluster {
+            None => (table.to_owned(), table.to_owned()),
+            Some(name) => (
+                format!("{table}_local"),
+                format!("{}.{table}_local ON CLUSTER {name}", self.database),
+            ),
+        }
     }
 
     /// Applies the migrations not yet recorded in `schema_migrations`; returns the versions applied.
     ///
     /// Re-runnable: every migration can run again after stopping halfway (`IF NOT EXISTS`,
     /// leftovers dropped first), and is recorded only after all its statements succeeded.
-    pub async fn migrate(&self) -> Result<Vec<u32>, clickhouse::error::Error> {
+    pub async fn migrate(&self) -> Result<Vec<u32>, MigrationError> {
         self.migrate_up_to(u32::MAX).await
     }
 
     /// Applies the pending migrations up to version `last`: how a test puts a database in
     /// the state an older release left it, to check what a newer migration does to its rows.
-    pub async fn migrate_up_to(&self, last: u32) -> Result<Vec<u32>, clickhouse::error::Error> {
+    pub async fn migrate_up_to(&self, last: u32) -> Result<Vec<u32>, MigrationError> {
+        let asked = self.cluster.clone().unwrap_or_default();
+        if let Some(created) = self.ledger_mode().await? {
+            if created != asked {
+                return Err(MigrationError::Mode {
+                    database: self.database.clone(),
+                    created: mode_name(&created),
+                    asked: mode_name(&asked),
+                });
+            }
+        }
         let root = self.client.clone().with_database("default");
-        root.query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
-            .execute()
-            .await?;
-        self.client
-            .query(
-                "CREATE TABLE IF NOT EXISTS schema_migrations \
-                 (version UInt32, name String, applied_at DateTime) \
-                 ENGINE = MergeTree ORDER BY version",
-            )
-            .execute()
-            .await?;
+        let on_cluster = self
+            .cluster
+            .as_ref()
+            .map_or(String::new(), |c| format!(" ON CLUSTER {c}"));
+        root.query(&format!(
+            "CREATE DATABASE IF NOT EXISTS {}{on_cluster}",
+            self.database
+        ))
+        .execute()
+        .await?;
+        match &self.cluster {
+            None => {
+                self.client
+                    .query(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations \
+                         (version UInt32, name String, applied_at DateTime, cluster String) \
+                         ENGINE = MergeTree ORDER BY version",
+                    )
+                    .execute()
+                    .await?;
+                self.apply(
+                    "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS cluster String DEFAULT ''",
+                )
+                .await?;
+            }
+            Some(name) => {
+                let cluster = Cluster {
+                    name,
+                    database: &self.database,
+                };
+                for statement in std::iter::once(cluster.ledger()).chain(cluster.system_views()) {
+                    self.client.query(&statement).execute().await?;
+                }
+            }
+        }
         let applied: Vec<u32> = self
             .client
             .query("SELECT version FROM schema_migrations")
@@ -232,14 +415,16 @@ impl Warehouse {
             if applied.contains(&migration.version) {
                 continue;
             }
-            for statement in render(migration.sql, self.version) {
+            for statement in self.statements(migration.sql)? {
                 self.apply(&statement).await?;
             }
             self.client
                 .query(&format!(
-                    "INSERT INTO schema_migrations VALUES ({}, '{}', now())",
+                    "INSERT INTO schema_migrations (version, name, applied_at, cluster) \
+                     VALUES ({}, '{}', now(), ?)",
                     migration.version, migration.name
                 ))
+                .bind(&asked)
                 .execute()
                 .await?;
             done.push(migration.version);
@@ -252,7 +437,10 @@ impl Warehouse {
     async fn apply(&self, statement: &str) -> Result<(), clickhouse::error::Error> {
         static ADD_COLUMN: OnceLock<Regex> = OnceLock::new();
         let add_column = ADD_COLUMN.get_or_init(|| {
-            Regex::new(r"^ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) ").expect("valid regex")
+            Regex::new(
+                r"^ALTER TABLE (?:\w+\.)?(\w+)(?: ON CLUSTER \w+)? ADD COLUMN IF NOT EXISTS (\w+) ",
+            )
+            .expect("valid regex")
         });
         match add_column.captures(statement) {
             Some(c) => {
@@ -383,6 +571,50 @@ mod tests {
                 .filter(|c| c.contains(&table.as_str()))
                 .count();
             assert_eq!(classes, 1, "{table} is in {classes} retention classes");
+        }
+    }
+
+    #[test]
+    fn every_migration_renders_for_a_cluster_and_shards_rows_by_what_their_versions_share() {
+        let cluster = Cluster {
+            name: "c",
+            database: "db",
+        };
+        let create =
+            Regex::new(r"(?s)^CREATE TABLE (?:IF NOT EXISTS )?(\w+) .*ORDER BY \(?([^)]*)\)?")
+                .unwrap();
+        for migration in MIGRATIONS {
+            for version in [OLD, NEW] {
+                for statement in render(migration.sql, version) {
+                    let out = cluster
+                        .render(&statement)
+                        .unwrap_or_else(|e| panic!("{}: {e}", migration.name));
+                    for rendered in &out {
+                        assert!(
+                            rendered.contains(" ON CLUSTER c")
+                                || rendered.starts_with("INSERT INTO "),
+                            "{rendered}"
+                        );
+                    }
+                    let Some(c) = create.captures(&statement) else {
+                        continue;
+                    };
+                    let order: Vec<&str> = c[2].split(',').map(str::trim).collect();
+                    let key = crate::cluster::shard_key(&c[1]).unwrap();
+                    let inner = key.trim_start_matches("cityHash64(").trim_end_matches(')');
+                    for column in inner.split(',').map(str::trim) {
+                        // A session's or an event's visitor is fixed by its id.
+                        let decided_by_key = column == "visitor_id"
+                            && (order.contains(&"session_id") || order.contains(&"event_id"));
+                        assert!(
+                            order.contains(&column) || decided_by_key,
+                            "{}: {} shards by {column}, not in ORDER BY {order:?}",
+                            migration.name,
+                            &c[1]
+                        );
+                    }
+                }
+            }
         }
     }
 
