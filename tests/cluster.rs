@@ -442,11 +442,21 @@ async fn replicated_stages_on_a_broken_cluster_count_what_one_server_counts() {
     post(&cluster.url(1), quorum, &report, report.clone()).await;
     let old_sessions = |node: u16| {
         let url = cluster.url(node);
-        let sql = format!("SELECT count() FROM sessions_local WHERE site = '{site}' AND day = '{old}'");
-        async move { query(&url, "exatom", &sql).await.trim().parse::<u64>().unwrap() }
+        let sql =
+            format!("SELECT count() FROM sessions_local WHERE site = '{site}' AND day = '{old}'");
+        async move {
+            query(&url, "exatom", &sql)
+                .await
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        }
     };
     let before = [old_sessions(1).await, old_sessions(3).await];
-    assert!(before.iter().all(|&n| n > 0) && before.iter().sum::<u64>() == 20, "{before:?}");
+    assert!(
+        before.iter().all(|&n| n > 0) && before.iter().sum::<u64>() == 20,
+        "{before:?}"
+    );
     let out = std::process::Command::new(stack.bin.join("exatom-admin"))
         .arg("retention")
         .envs(cluster.env(2))
@@ -454,12 +464,23 @@ async fn replicated_stages_on_a_broken_cluster_count_what_one_server_counts() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(said.contains(&format!("(\"sessions\", \"{old}\")")), "{said}");
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!("(\"sessions\", \"{old}\")")),
+        "{said}"
+    );
     for node in 1..=4 {
         let sync = "SYSTEM SYNC REPLICA sessions_local".to_owned();
         post(&cluster.url(node), "exatom", &sync, sync.clone()).await;
-        assert_eq!(old_sessions(node).await, 0, "ch{node} keeps sessions past 90 days");
+        assert_eq!(
+            old_sessions(node).await,
+            0,
+            "ch{node} keeps sessions past 90 days"
+        );
     }
     let kept = query(
         &cluster.url(4),
