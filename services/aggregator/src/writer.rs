@@ -70,9 +70,9 @@ impl Writer {
                     .insert(form);
             }
         }
+        // The forms' own rollups last: whoever finds a form by its figures (the console's
+        // form page does) finds its fields, conversions and errors already there.
         let work = [
-            (rollup::FORM_DAILY, &touched.forms),
-            (rollup::FORM_SEGMENT_DAILY, &touched.forms),
             (rollup::FIELD_DAILY, &touched.forms),
             (rollup::FIELD_SEGMENT_DAILY, &touched.forms),
             (rollup::CONVERSIONS_DAILY, &conversions),
@@ -81,6 +81,8 @@ impl Writer {
             (rollup::HEATMAP_DAILY, &touched.clicks),
             (rollup::SCROLL_DAILY, &touched.scrolls),
             (rollup::ERRORS_DAILY, &touched.errors),
+            (rollup::FORM_DAILY, &touched.forms),
+            (rollup::FORM_SEGMENT_DAILY, &touched.forms),
         ];
         for (rollup, groups) in work {
             for ((site, day), keys) in groups {
