@@ -24,7 +24,7 @@ Then the rules README's "Running in production" promises, per rendering:
   running pod) and exist where the rendering makes Secrets; every Secret the repository
   renders holds placeholders only (no 64-hex key, no Argon2 hash, no token digest);
 - every object carries app.kubernetes.io/part-of and app.kubernetes.io/component (the
-  install and upgrade steps apply by them); the migrations Job runs `exatom-admin migrate`; a KafkaTopic set is the five topics of
+  install and upgrade steps apply by them); the migrations Job runs `exatom-admin migrate`; a KafkaTopic set is the six topics of
   README's "Topics" with their retention, cleanup.policy delete, the salts topic on one
   partition, at least as many partitions as replicas of the stage reading it, and
   min.insync.replicas below the replication factor.
@@ -55,6 +55,7 @@ TOPICS = {
     "exatom.sessions": (7 * 24 * HOUR_MS, False),
     "exatom.salts": (48 * HOUR_MS, True),
     "exatom.dlq": (24 * HOUR_MS, False),
+    "exatom.replay": (24 * HOUR_MS, False),
 }
 # Which consumer stage reads which topic (replicas beyond its partitions stand idle).
 READS = {

@@ -1,6 +1,6 @@
-// Shared by both tags: configuration from the script tag, event ids, URL and text
-// scrubbing, and the sender. build.sh wraps it with one tag's code in a single function,
-// so nothing but `window.exatom` is visible to the page.
+// Shared by both tags: configuration from the script tag, event ids and the sender.
+// build.sh wraps privacy.js, this and one tag's code in a single function, so nothing but
+// `window.exatom` is visible to the page.
 
 const W = window;
 const D = document;
@@ -11,9 +11,8 @@ const me = D.currentScript || D.querySelector('script[data-site]');
 const attr = (name) => (me && me.getAttribute('data-' + name)) || '';
 
 const site = attr('site');
-const endpoint =
-  (attr('collector') || new URL((me && me.src) || location.href, location.href).origin).replace(/\/+$/, '') +
-  '/v1/events';
+const collector = (attr('collector') || new URL((me && me.src) || location.href, location.href).origin).replace(/\/+$/, '');
+const endpoint = collector + '/v1/events';
 
 /** Wraps a callback so that an error inside the tag never reaches the page. */
 const safe = (fn) =>
@@ -41,33 +40,6 @@ const uuid = () => {
 // millisecond, and the pipeline orders a session's events by time.
 let last = 0;
 const iso = () => new Date((last = Math.max(Date.now(), last + 1))).toISOString();
-
-/** A URL without fragment, credentials or query parameters other than `utm_*`: a query
- * can carry what a visitor typed (a GET form), so it never leaves the browser. */
-const clean = (href) => {
-  if (!href) return '';
-  try {
-    const u = new URL(href, location.href);
-    const keep = new URLSearchParams();
-    u.searchParams.forEach((v, k) => /^utm_/i.test(k) && keep.append(k, v));
-    u.search = keep;
-    u.hash = u.username = u.password = '';
-    return u.href;
-  } catch (e) {
-    return '';
-  }
-};
-
-// E-mail addresses, numeric dates, then any other digit.
-const PII = /[\w.%+-]+@[\w-]+(\.[\w-]+)+|\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|\d/g;
-
-/** Visible text made safe to send: e-mails, dates and digits replaced, whitespace folded. */
-const scrub = (s) =>
-  (s || '')
-    .replace(PII, (m) => (m.indexOf('@') > 0 ? 'privacy@exatom.io' : m.length > 1 ? '01/01/1970' : '#'))
-    .replace(/\s+/g, ' ')
-    .trim()
-    .slice(0, 200);
 
 const MAX_BATCH = 50;
 const MAX_QUEUE = 500;

@@ -1,12 +1,6 @@
 // The event tag: page views, the forms on a page and how a visitor moves through their
 // fields. Never a value: a field is only ever reported as empty ("") or holding data ("*").
 
-// Elements (and their children) that are not tracked at all, and those whose texts are masked.
-const BLOCK = '.ex-block,.rr-block,.fs-exclude,.fs-block,.data-hj-suppress,[data-hj-suppress]';
-const MASK = '.ex-mask,.fs-mask,.rr-mask';
-// Structured data (schema.org microdata: names, addresses, prices, a person's details):
-// an element with `itemprop` and everything inside it give no text at all.
-const ITEMPROP = '[itemprop]';
 const FIELD = /^(INPUT|SELECT|TEXTAREA)$/;
 const NOT_A_FIELD = /^(hidden|submit|button|image|reset)$/;
 const CHECKABLE = /^(radio|checkbox)$/;
@@ -347,7 +341,10 @@ const depart = () => {
 const pageView = (referrer) => {
   seq = errors = deepest = told = 0;
   const t = D.querySelector('title');
-  send({ type: 'page_view', page: page(), title: t && silent(t) ? '' : scrub(D.title), referrer: clean(referrer) });
+  const e = { type: 'page_view', page: page(), title: t && silent(t) ? '' : scrub(D.title), referrer: clean(referrer) };
+  send(e);
+  // The replay recorder joins what it records to this page view.
+  api.pageView = e.id;
 };
 
 /** A single-page app changed the URL (History API): a new page with its own forms. */
@@ -367,6 +364,12 @@ const route = () => {
 const start = () => {
   pageView(D.referrer);
   scan();
+  // The recorder: the collector answers with it only on sites with replay on, for the
+  // visitors in the site's sample (and with nothing for everyone else).
+  const s = D.createElement('script');
+  s.async = true;
+  s.src = collector + '/replay.js?site=' + encodeURIComponent(site);
+  (D.head || D.documentElement).appendChild(s);
   // A page shorter than the window is seen to its end at once; measured after images load.
   if (D.readyState == 'complete') measure();
   else W.addEventListener('load', safe(measure));

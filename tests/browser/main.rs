@@ -7,6 +7,7 @@ mod behaviour;
 mod chrome;
 mod console;
 mod recorder;
+mod replay;
 mod world;
 
 use std::collections::{HashMap, HashSet};
@@ -39,6 +40,11 @@ async fn a_site_owner_sees_the_visit_live_then_its_form_in_the_console() {
 #[tokio::test]
 async fn clicks_scroll_depth_and_script_errors_reach_their_views_without_a_marker() {
     within(behaviour::clicks_scrolls_and_errors_reach_their_views()).await;
+}
+
+#[tokio::test]
+async fn a_replay_plays_a_visit_s_three_pages_and_nothing_typed_or_blocked_leaves_the_browser() {
+    within(replay::a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_leaves()).await;
 }
 
 #[tokio::test]

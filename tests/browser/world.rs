@@ -10,12 +10,13 @@ use serde_json::Value;
 use crate::chrome::Browser;
 use crate::recorder::Recorder;
 
-const TOPICS: [&str; 5] = [
+const TOPICS: [&str; 6] = [
     "exatom.raw",
     "exatom.anon",
     "exatom.sessions",
     "exatom.salts",
     "exatom.dlq",
+    "exatom.replay",
 ];
 
 /// One test's world: its own site, the pipeline, the proxy and the browser.
@@ -33,6 +34,11 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn start(name: &str) -> Self {
+        Self::start_with(name, "").await
+    }
+
+    /// A world whose site has `settings` besides its origins and tag (`replay_sample = 1`).
+    pub(crate) async fn start_with(name: &str, settings: &str) -> Self {
         let stack = Stack::from_env();
         let run = uuid::Uuid::new_v4().simple().to_string();
         // Letters only: the anonymizer scrubs long digit runs from conversion tags.
@@ -54,6 +60,11 @@ impl World {
                 &[conversion_tag.as_str()],
             )],
         );
+        if !settings.is_empty() {
+            // The file's one site is its last table: these lines are its own.
+            let text = std::fs::read_to_string(&sites).unwrap();
+            std::fs::write(&sites, format!("{text}{settings}\n")).unwrap();
+        }
         // A session closes 20 s after its last event: the sessionizer's idle clock runs
         // 31 minutes ahead (negative margin), standing in for the 30-minute gap a real
         // visit waits out.
@@ -124,6 +135,27 @@ impl World {
         accepted()
     }
 
+    /// The stored replay events of the site's batches (`where_` narrows them: `AND
+    /// page_view_id = '…'`), each batch's JSON array on its own line, in order.
+    pub(crate) async fn replay_events(&self, where_: &str) -> String {
+        use std::io::Read;
+        let hex_rows = self
+            .query(&format!(
+                "SELECT hex(events) FROM exatom.replay_batches FINAL \
+                 WHERE site = '{{site}}' {where_} ORDER BY first_ms, seq"
+            ))
+            .await;
+        let mut out = String::new();
+        for row in hex_rows.lines() {
+            let gz = hex::decode(row).unwrap();
+            flate2::read::GzDecoder::new(gz.as_slice())
+                .read_to_string(&mut out)
+                .unwrap();
+            out.push('\n');
+        }
+        out
+    }
+
     pub(crate) async fn query(&self, sql: &str) -> String {
         let sql = sql.replace("{site}", &self.site);
         self.stack.query(&sql).await.trim().to_owned()
@@ -138,14 +170,32 @@ pub(crate) fn form_event(event: &Value, form: &str, kind: &str) -> bool {
     is(event, "form_event", form) && event["event"] == kind
 }
 
+/// `bytes` and, when a gzip stream is in them (a replay batch, or its Avro record), what it
+/// holds: a search must see through the compression.
+pub(crate) fn expanded(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut all = bytes.to_vec();
+    if let Some(at) = bytes.windows(3).position(|w| w == [0x1f, 0x8b, 0x08]) {
+        let mut out = Vec::new();
+        if flate2::read::GzDecoder::new(&bytes[at..])
+            .read_to_end(&mut out)
+            .is_ok()
+        {
+            all.extend_from_slice(&out);
+        }
+    }
+    all
+}
+
 /// None of `needles` left the browser: not in any request's target or body.
 pub(crate) fn assert_not_sent(world: &World, needles: &[String]) {
     let exchanges = world.recorder.exchanges();
     assert!(exchanges.iter().any(|x| x.batch().is_some()));
     for x in &exchanges {
+        let body = expanded(&x.body);
         for needle in needles {
             assert!(
-                !x.target.contains(needle.as_str()) && !contains(&x.body, needle),
+                !x.target.contains(needle.as_str()) && !contains(&body, needle),
                 "{needle} left the browser: {} {}",
                 x.method,
                 x.target
@@ -185,6 +235,7 @@ pub(crate) fn assert_not_reported(world: &World, needles: &[String]) {
 pub(crate) async fn assert_not_stored(world: &World, needles: &[String]) {
     for topic in TOPICS {
         for (key, value) in world.stack.topic_records(topic) {
+            let value = expanded(&value);
             for needle in needles {
                 assert!(
                     !contains(&key, needle) && !contains(&value, needle),
@@ -197,10 +248,14 @@ pub(crate) async fn assert_not_stored(world: &World, needles: &[String]) {
         .query("SELECT name FROM system.tables WHERE database = 'exatom' AND engine LIKE '%MergeTree%'")
         .await;
     for table in tables.lines() {
-        let dump = world
+        let mut dump = world
             .stack
             .query(&format!("SELECT * FROM exatom.{table}"))
             .await;
+        if table == "replay_batches" {
+            // The events column is gzipped: searched as the player reads it.
+            dump.push_str(&world.replay_events("").await);
+        }
         for needle in needles {
             assert!(
                 !dump.contains(needle.as_str()),

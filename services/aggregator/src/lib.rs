@@ -56,7 +56,8 @@ pub async fn run(config: AggregatorConfig) -> anyhow::Result<()> {
     result
 }
 
-/// On servers without TTL, removes rows past 90 days (`exatom_plumbing::retention`). Harmless
+/// Removes rows past 90 days on servers without TTL, and replays past their site's days on
+/// every server (`exatom_plumbing::retention`). Harmless
 /// to run in every replica.
 fn spawn_retention(
     warehouse: Warehouse,
@@ -64,9 +65,6 @@ fn spawn_retention(
     every_s: u64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        if warehouse.version.has_ttl() {
-            return;
-        }
         loop {
             match warehouse
                 .enforce_retention(chrono::Utc::now().date_naive())
@@ -82,6 +80,12 @@ fn spawn_retention(
                             partitions = report.dropped.len(),
                             rows = report.rows_deleted,
                             "retention: removed rows older than 90 days"
+                        );
+                    }
+                    if report.replays_expired > 0 {
+                        tracing::info!(
+                            rows = report.replays_expired,
+                            "retention: deleting replays past their site's days"
                         );
                     }
                 }

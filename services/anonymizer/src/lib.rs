@@ -1,6 +1,7 @@
 //! The anonymizer: the privacy core. Reads `exatom.raw`, replaces identity (IP address and
 //! user agent) with a daily visitor id, coarse location and a device class, scrubs free text,
-//! and writes `exatom.anon`. Pure logic (`visitor`, `salts`, `scrub`, `transform`) is apart
+//! and writes `exatom.anon`. Beside it, session replay's loop (`replay`): `exatom.replay`
+//! through a second scrub pass into ClickHouse. Pure logic (`visitor`, `salts`, `scrub`, `transform`) is apart
 //! from Kafka (`service`, `sink`).
 
 pub mod config;
@@ -8,6 +9,7 @@ pub mod device;
 pub mod encoder;
 pub mod geo;
 pub mod metrics;
+pub mod replay;
 pub mod salts;
 pub mod scrub;
 pub mod stage;
@@ -21,9 +23,10 @@ use std::time::Duration;
 use anyhow::Context;
 use exatom_plumbing::consume::{KafkaSource, Settings};
 use exatom_plumbing::fault::{Cause, Fault};
-use exatom_plumbing::kafka::{self, RAW_TOPIC};
+use exatom_plumbing::kafka::{self, RAW_TOPIC, REPLAY_TOPIC};
 use exatom_plumbing::retry;
 use exatom_plumbing::startup::Startup;
+use exatom_plumbing::warehouse::{Connection, Warehouse};
 
 use crate::config::AnonymizerConfig;
 
@@ -116,5 +119,47 @@ pub async fn run(config: AnonymizerConfig) -> anyhow::Result<()> {
         linger: Duration::from_millis(config.batch_linger_ms),
         lag_every: Duration::from_secs(10),
     };
-    startup.run(source, stage, settings).await
+    let replay = replay_loop(&config, &startup)?;
+    startup.run_beside(source, stage, settings, replay).await
+}
+
+/// The replay loop (`replay`): its own consumer group (`<group id>.replay`), started once
+/// ClickHouse answers; events do not wait for it.
+fn replay_loop(
+    config: &AnonymizerConfig,
+    startup: &Startup,
+) -> anyhow::Result<
+    impl std::future::Future<Output = Result<(KafkaSource, replay::StoreReplays, Settings), Fault>>,
+> {
+    let brokers = &config.endpoints.kafka_brokers;
+    let source = KafkaSource(kafka::consumer(
+        brokers,
+        &format!("{}.replay", config.group_id),
+    )?);
+    let metrics = replay::ReplayMetrics::register(&startup.registry)?;
+    let allow = scrub::QueryAllowList::parse(&config.query_allow_list);
+    let connection: Connection = (&config.endpoints).into();
+    let (shutdown, consumer_metrics) = (startup.shutdown.clone(), startup.metrics.clone());
+    Ok(async move {
+        let warehouse = retry::until_ok(
+            "clickhouse connect",
+            &shutdown,
+            consumer_metrics.on_retry("clickhouse"),
+            || Warehouse::connect_checked(&connection),
+        )
+        .await?;
+        let settings = Settings {
+            topics: vec![REPLAY_TOPIC],
+            // Batches of up to 4 MiB each: a few per insert.
+            batch_max: 50,
+            idle: Duration::from_millis(500),
+            linger: Duration::from_millis(200),
+            lag_every: Duration::from_secs(10),
+        };
+        Ok((
+            source,
+            replay::StoreReplays::new(warehouse, allow, metrics),
+            settings,
+        ))
+    })
 }

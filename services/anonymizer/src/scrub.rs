@@ -292,7 +292,7 @@ impl QueryAllowList {
         )
     }
 
-    fn allows(&self, name: &str) -> bool {
+    pub fn allows(&self, name: &str) -> bool {
         self.0.iter().any(|rule| match rule.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
             None => name == rule,

@@ -24,7 +24,7 @@ pub const TAG_JS: &str = include_str!("../../../tags/dist/tag.js");
 pub const CONVERSION_JS: &str = include_str!("../../../tags/dist/conversion.js");
 
 /// Demo pages by file name; `{{SITE}}` is replaced with the demo site's code.
-const DEMO: [(&str, &str); 13] = [
+const DEMO: [(&str, &str); 14] = [
     ("index.html", include_str!("../../../tags/demo/index.html")),
     ("form.html", include_str!("../../../tags/demo/form.html")),
     (
@@ -40,6 +40,10 @@ const DEMO: [(&str, &str); 13] = [
         include_str!("../../../tags/demo/itemprop.html"),
     ),
     ("late.html", include_str!("../../../tags/demo/late.html")),
+    (
+        "replay.html",
+        include_str!("../../../tags/demo/replay.html"),
+    ),
     ("spa.html", include_str!("../../../tags/demo/spa.html")),
     (
         "errors.html",

@@ -35,6 +35,11 @@ pub struct CollectorConfig {
     pub request_timeout_ms: u64,
     /// Seconds a 503 or 429 asks the browser to wait.
     pub retry_after_s: u64,
+    /// Replay bytes (JSON, before compression) one site may send per minute, per collector.
+    pub replay_site_bytes_per_minute: u64,
+    /// Replay batches waiting for the broker above which replay requests get 503. Replay
+    /// has a producer of its own: a flood of it never queues ahead of events.
+    pub max_queue_replay_batches: usize,
     /// Site whose demo pages are served under `/demo/`; empty serves no demo.
     #[serde(deserialize_with = "crate::assets::demo_site")]
     pub demo_site: String,
@@ -55,6 +60,8 @@ impl Default for CollectorConfig {
             delivery_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             retry_after_s: 5,
+            replay_site_bytes_per_minute: 64 * 1024 * 1024,
+            max_queue_replay_batches: 1_000,
             demo_site: String::new(),
         }
     }

@@ -1,4 +1,5 @@
-//! The HTTP edge: `POST /v1/events`, CORS preflight, health and metrics.
+//! The HTTP edge: `POST /v1/events`, CORS preflight, health and metrics; replay's routes
+//! are `replay`'s.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ pub struct AppState {
     pub registry: Arc<SiteRegistry>,
     pub limiter: Mutex<RateLimiter>,
     pub sink: RawSink,
+    pub replay: crate::replay::Replay,
     pub metrics: CollectorMetrics,
 }
 
@@ -47,16 +49,21 @@ pub fn router(
 ) -> Router {
     Router::new()
         .route("/v1/events", post(post_events).options(preflight))
+        .route(
+            "/v1/replay",
+            post(crate::replay::post_replay).options(preflight),
+        )
+        .route("/replay.js", axum::routing::get(crate::replay::recorder))
         .merge(crate::assets::routes(&state.config.demo_site))
         .with_state(state)
         .merge(admin_routes(registry, readiness))
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+pub(crate) fn with_retry_after(mut response: Response, seconds: u64) -> Response {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -130,7 +137,7 @@ async fn handle(
         }
     };
 
-    let raw = match read_body(body, cfg).await {
+    let raw = match read_body(body, cfg, cfg.limits.max_body_bytes).await {
         Ok(raw) => raw,
         Err(response) => return response,
     };
@@ -207,9 +214,12 @@ async fn handle(
         .into_response()
 }
 
-/// Reads at most `max_body_bytes` (as sent) within the request timeout.
-async fn read_body(body: Body, cfg: &CollectorConfig) -> Result<Bytes, Response> {
-    let limit = cfg.limits.max_body_bytes;
+/// Reads at most `limit` bytes (as sent) within the request timeout.
+pub(crate) async fn read_body(
+    body: Body,
+    cfg: &CollectorConfig,
+    limit: usize,
+) -> Result<Bytes, Response> {
     let read = axum::body::to_bytes(body, limit);
     match tokio::time::timeout(Duration::from_millis(cfg.request_timeout_ms), read).await {
         Err(_) => Err(error(
@@ -232,7 +242,7 @@ async fn read_body(body: Body, cfg: &CollectorConfig) -> Result<Bytes, Response>
     }
 }
 
-fn batch_error(e: BatchError) -> Response {
+pub(crate) fn batch_error(e: BatchError) -> Response {
     let status = match e {
         BatchError::TooLarge(_) | BatchError::CompressionBomb(_) => StatusCode::PAYLOAD_TOO_LARGE,
         BatchError::Malformed(_) | BatchError::BadGzip(_) => StatusCode::BAD_REQUEST,
@@ -272,7 +282,7 @@ async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     with_cors(&state, origin.as_deref(), response)
 }
 
-fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response) -> Response {
+pub(crate) fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response) -> Response {
     let Some(origin) = origin else {
         return response;
     };

@@ -1,5 +1,5 @@
 //! The edge collector: takes browser batches over HTTP, validates and masks them, and
-//! produces them to `exatom.raw`. Its pure logic (batch, body, client and site checks) is
+//! produces them to `exatom.raw`; replay batches go to `exatom.replay` (`replay`). Its pure logic (batch, body, client and site checks) is
 //! the `exatom-edge` crate; here are its HTTP handlers (`http`), the accept loop and drain
 //! (`server`), the producer to `exatom.raw` (`writer`).
 
@@ -8,6 +8,7 @@ pub mod config;
 pub mod encoder;
 pub mod http;
 pub mod metrics;
+pub mod replay;
 pub mod server;
 pub mod writer;
 
@@ -46,6 +47,10 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
             config.rate_max_clients,
         )),
         sink: sink.clone(),
+        replay: replay::Replay::new(
+            &config.endpoints.kafka_brokers,
+            config.max_queue_replay_batches,
+        )?,
         metrics: metrics.clone(),
         config: config.clone(),
     });
@@ -70,6 +75,10 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
     reloader.abort();
     sink.flush(Duration::from_secs(10))
         .context("flushing the producer on shutdown")?;
+    state
+        .replay
+        .flush(Duration::from_secs(10))
+        .context("flushing the replay producer on shutdown")?;
     tracing::info!("collector drained");
     Ok(())
 }

@@ -14,6 +14,9 @@ pub struct CollectorMetrics {
     pub delivery_failures: IntCounter,
     pub rate_limited: IntCounter,
     pub registry_reloads: IntCounterVec,
+    pub replay_batches_accepted: IntCounter,
+    pub replay_bytes_accepted: IntCounter,
+    pub replay_snapshots_replaced: IntCounter,
 }
 
 impl CollectorMetrics {
@@ -73,6 +76,18 @@ impl CollectorMetrics {
                 ),
                 &["result"],
             )?,
+            replay_batches_accepted: IntCounter::new(
+                "exatom_collector_replay_batches_accepted_total",
+                "Replay batches acknowledged by the broker",
+            )?,
+            replay_bytes_accepted: IntCounter::new(
+                "exatom_collector_replay_bytes_accepted_total",
+                "Replay events taken, as JSON bytes before compression",
+            )?,
+            replay_snapshots_replaced: IntCounter::new(
+                "exatom_collector_replay_snapshots_replaced_total",
+                "Full snapshots over the size limit, replaced by a placeholder page",
+            )?,
         };
         // Series at 0 from the start: a rate over a counter that appears at its first
         // increment misses that increment, and an alert on 503s would miss the first burst.
@@ -80,6 +95,7 @@ impl CollectorMetrics {
             "202", "204", "400", "403", "408", "413", "415", "429", "503",
         ] {
             m.requests.with_label_values(&["/v1/events", status]);
+            m.requests.with_label_values(&["/v1/replay", status]);
         }
         for result in ["ok", "error"] {
             m.registry_reloads.with_label_values(&[result]);
@@ -94,6 +110,9 @@ impl CollectorMetrics {
         registry.register(Box::new(m.delivery_failures.clone()))?;
         registry.register(Box::new(m.rate_limited.clone()))?;
         registry.register(Box::new(m.registry_reloads.clone()))?;
+        registry.register(Box::new(m.replay_batches_accepted.clone()))?;
+        registry.register(Box::new(m.replay_bytes_accepted.clone()))?;
+        registry.register(Box::new(m.replay_snapshots_replaced.clone()))?;
         Ok(m)
     }
 }

@@ -18,7 +18,7 @@ use apache_avro::Schema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{AnonEvent, RawEvent, Session};
+use crate::model::{AnonEvent, RawEvent, ReplayBatch, Session};
 use write::WriteDatum;
 
 mod write;
@@ -26,6 +26,7 @@ mod write;
 pub const RAW_EVENT_SCHEMA: &str = include_str!("../../../schemas/avro/raw_event.avsc");
 pub const ANON_EVENT_SCHEMA: &str = include_str!("../../../schemas/avro/anon_event.avsc");
 pub const SESSION_SCHEMA: &str = include_str!("../../../schemas/avro/session.avsc");
+pub const REPLAY_BATCH_SCHEMA: &str = include_str!("../../../schemas/avro/replay_batch.avsc");
 
 /// The schemas published before (`schemas/avro/v1/`): records they wrote may still be in the
 /// topics when a new release starts, and are read by resolving them against today's.
@@ -189,6 +190,12 @@ pub fn anon_event_codec() -> Codec<AnonEvent> {
 /// fast enough there.
 pub fn session_codec() -> Codec<Session> {
     Codec::from_schema_text(SESSION_SCHEMA, &[SESSION_SCHEMA_V1], None)
+}
+
+/// Replay batches are few and large (the events are one JSON string): the schema-driven
+/// encoding is all they need.
+pub fn replay_batch_codec() -> Codec<ReplayBatch> {
+    Codec::from_schema_text(REPLAY_BATCH_SCHEMA, &[], None)
 }
 
 #[cfg(test)]

@@ -379,3 +379,23 @@ pub struct Session {
     pub device: Device,
     pub events: Vec<SessionEvent>,
 }
+
+/// One batch of a page's session replay (`exatom.replay`): rrweb events as JSON, already
+/// through the browser's privacy rules. It carries no IP address or user agent; it joins
+/// its session through `page_view_id`, the id of the page's `page_view` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayBatch {
+    pub site: String,
+    pub page_view_id: String,
+    pub seq: i32,
+    pub received_ms: i64,
+    pub skew_ms: i64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    /// Days the site keeps its replays, as the registry said when the batch was taken.
+    pub keep_days: i32,
+    pub event_count: i32,
+    /// The events as a gzipped JSON array.
+    #[serde(with = "serde_bytes")]
+    pub events_gzip: Vec<u8>,
+}

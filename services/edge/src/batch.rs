@@ -466,7 +466,7 @@ fn field_of(field: WireField, limits: &Limits) -> Result<FieldRef, Invalid> {
 }
 
 mod behaviour;
-mod checks;
+pub(crate) mod checks;
 mod wire;
 
 pub use behaviour::{MAX_CLICK_Y, MAX_ERROR_FRAMES, MAX_SCRIPT_POSITION, MAX_VIEWPORT_WIDTH};

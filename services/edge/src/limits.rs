@@ -22,6 +22,14 @@ pub struct Limits {
     pub max_age_ms: i64,
     /// How far it may lie after receipt (`future`), in ms.
     pub max_ahead_ms: i64,
+    /// A replay batch's body after decompression, in bytes (as sent, too).
+    pub max_replay_body_bytes: usize,
+    /// One full snapshot (a page's DOM) as JSON: a larger one becomes a placeholder page.
+    pub max_replay_snapshot_bytes: usize,
+    /// rrweb events in one replay batch.
+    pub max_replay_events: usize,
+    /// Replay batches of one page view (the recorder sends one every 5 s: an hour is 720).
+    pub max_replay_batches_per_page: u32,
 }
 
 impl Default for Limits {
@@ -35,6 +43,10 @@ impl Default for Limits {
             max_form_fields: 200,
             max_age_ms: 24 * 3_600_000,
             max_ahead_ms: 5 * 60_000,
+            max_replay_body_bytes: 4 * 1024 * 1024,
+            max_replay_snapshot_bytes: 2 * 1024 * 1024,
+            max_replay_events: 10_000,
+            max_replay_batches_per_page: 1_000,
         }
     }
 }

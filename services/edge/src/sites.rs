@@ -16,6 +16,21 @@ pub struct Site {
     pub origins: Vec<String>,
     /// Conversion tag ids of the site, e.g. `DEMO1`.
     pub conversion_tags: Vec<String>,
+    /// Share of visitors whose pages are recorded for session replay, 0 (off) to 1.
+    pub replay_sample: f64,
+    /// Days a replay is kept; empty: `DEFAULT_REPLAY_DAYS`. Never past the events' 90.
+    pub replay_days: Option<u16>,
+}
+
+/// How long a replay is kept when the site does not say.
+pub const DEFAULT_REPLAY_DAYS: u16 = 30;
+/// The events' own retention: a replay outliving them would play a session nobody can find.
+pub const MAX_REPLAY_DAYS: u16 = 90;
+
+impl Site {
+    pub fn replay_days(&self) -> u16 {
+        self.replay_days.unwrap_or(DEFAULT_REPLAY_DAYS)
+    }
 }
 
 /// Someone who may open the console: the sites they hold, or all of them as an admin.
@@ -71,9 +86,21 @@ pub enum Refusal {
 impl Registry {
     pub fn parse(text: &str) -> Result<Self, String> {
         let registry: Registry = toml::from_str(text).map_err(|e| e.to_string())?;
-        for code in registry.sites.keys() {
+        for (code, site) in &registry.sites {
             if !crate::batch::valid_site_code(code) {
                 return Err(format!("site code `{code}` is not [A-Za-z0-9_-]{{2,32}}"));
+            }
+            if !(0.0..=1.0).contains(&site.replay_sample) {
+                return Err(format!(
+                    "site `{code}`: replay_sample {} is not between 0 (off) and 1 (every visitor)",
+                    site.replay_sample
+                ));
+            }
+            if !(1..=MAX_REPLAY_DAYS).contains(&site.replay_days()) {
+                return Err(format!(
+                    "site `{code}`: replay_days {} is not between 1 and {MAX_REPLAY_DAYS} (the events' retention)",
+                    site.replay_days()
+                ));
             }
         }
         for (name, user) in &registry.users {
@@ -243,6 +270,25 @@ conversion_tags = ["DEMO1"]
         assert!(Registry::parse("[sites.DEMO]\norigin=[]")
             .unwrap_err()
             .contains("origin"));
+        for (setting, named) in [
+            ("replay_sample = 1.5", "replay_sample 1.5"),
+            ("replay_sample = -0.1", "replay_sample -0.1"),
+            ("replay_days = 91", "replay_days 91"),
+            ("replay_days = 0", "replay_days 0"),
+        ] {
+            let e = Registry::parse(&format!("[sites.DEMO]\n{setting}")).unwrap_err();
+            assert!(e.contains(named) && e.contains("`DEMO`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn replay_is_off_and_kept_30_days_unless_a_site_says_otherwise() {
+        let registry =
+            Registry::parse("[sites.DEMO]\n[sites.SHOP]\nreplay_sample = 0.25\nreplay_days = 90")
+                .unwrap();
+        let (demo, shop) = (&registry.sites["DEMO"], &registry.sites["SHOP"]);
+        assert_eq!((demo.replay_sample, demo.replay_days()), (0.0, 30));
+        assert_eq!((shop.replay_sample, shop.replay_days()), (0.25, 90));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub fn shard_key(table: &str) -> Result<&'static str, RenderError> {
         // revenue counts once per site, whichever sessions hold it).
         "conversions" | "tooltip_events" => "cityHash64(event_id)",
         "deleted_sites" => "cityHash64(site)",
+        // A page's batches together: its replay reads back from one shard.
+        "replay_batches" => "cityHash64(page_view_id)",
         n if n.ends_with("_daily") => "cityHash64(site, day)",
         _ => return Err(RenderError::NoShardKey(table.to_owned())),
     };

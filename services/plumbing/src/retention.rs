@@ -35,6 +35,7 @@ pub const EVENT_DATA: &[&str] = &[
     "heatmap_daily",
     "scroll_daily",
     "errors_daily",
+    "replay_batches",
 ];
 
 /// Reporting data: kept while the site is a customer.
@@ -87,18 +88,23 @@ pub struct Report {
     pub dropped: Vec<(String, String)>,
     /// Rows deleted from straddling months (the deletion itself finishes in the background).
     pub rows_deleted: u64,
+    /// Replay batches past their site's `replay_days`, being deleted.
+    pub replays_expired: u64,
 }
 
 impl Warehouse {
-    /// Applies the retention to event data on servers without `TTL`; a no-op on modern
-    /// servers. Reporting data and bookkeeping are never touched. Safe to run
+    /// Applies the retention to event data on servers without `TTL` (modern servers apply
+    /// their TTL), and on every server deletes the replays past their site's days. Reporting data and bookkeeping are never touched. Safe to run
     /// in every replica at once: dropping a partition that is gone does nothing, and a month
     /// whose deletion is still running is not asked again.
     pub async fn enforce_retention(
         &self,
         today: NaiveDate,
     ) -> Result<Report, clickhouse::error::Error> {
-        let mut report = Report::default();
+        let mut report = Report {
+            replays_expired: self.expire_replays(today).await?,
+            ..Report::default()
+        };
         if self.version.has_ttl() {
             return Ok(report);
         }
@@ -140,6 +146,45 @@ impl Warehouse {
         Ok(report)
     }
 
+    /// Deletes the replay batches whose `expires` has come (a site keeping replays fewer
+    /// days than the 90 of the table's TTL). A mutation, asked again only once the last one
+    /// is done. Returns how many rows that is.
+    async fn expire_replays(&self, today: NaiveDate) -> Result<u64, clickhouse::error::Error> {
+        let (stored, target) = self.storage_of("replay_batches");
+        if self.mutations_running(&stored).await? {
+            return Ok(0);
+        }
+        let day = format!("toDate('{}')", today.format("%Y-%m-%d"));
+        let rows: u64 = self
+            .client
+            .query(&format!(
+                "SELECT count() FROM replay_batches WHERE expires <= {day}"
+            ))
+            .fetch_one()
+            .await?;
+        if rows > 0 {
+            self.client
+                .query(&format!("ALTER TABLE {target} DELETE WHERE expires <= {day}"))
+                .execute()
+                .await?;
+        }
+        Ok(rows)
+    }
+
+    async fn mutations_running(&self, stored: &str) -> Result<bool, clickhouse::error::Error> {
+        let running: u64 = self
+            .client
+            .query(&format!(
+                "SELECT count() FROM {} WHERE database = ? AND table = ? AND is_done = 0",
+                self.system_table("mutations")
+            ))
+            .bind(&self.database)
+            .bind(stored)
+            .fetch_one()
+            .await?;
+        Ok(running > 0)
+    }
+
     /// Deletes the rows before `cutoff` (a mutation: 18.16 rewrites the table's parts in the
     /// background). Returns how many rows that is.
     async fn delete_older_days(
@@ -148,17 +193,7 @@ impl Warehouse {
         cutoff: NaiveDate,
     ) -> Result<u64, clickhouse::error::Error> {
         let (stored, target) = self.storage_of(table);
-        let running: u64 = self
-            .client
-            .query(&format!(
-                "SELECT count() FROM {} WHERE database = ? AND table = ? AND is_done = 0",
-                self.system_table("mutations")
-            ))
-            .bind(&self.database)
-            .bind(&stored)
-            .fetch_one()
-            .await?;
-        if running > 0 {
+        if self.mutations_running(&stored).await? {
             return Ok(0);
         }
         let before = format!("toDate('{}')", cutoff.format("%Y-%m-%d"));

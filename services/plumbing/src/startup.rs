@@ -5,6 +5,7 @@
 //! an operator stops it, so the reason is there to be read instead of in a restart loop.
 
 use std::net::SocketAddr;
+use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -100,8 +101,28 @@ impl Startup {
     pub async fn run<S: Source, T: Stage>(
         self,
         source: S,
+        stage: T,
+        settings: Settings,
+    ) -> anyhow::Result<()> {
+        self.run_beside(
+            source,
+            stage,
+            settings,
+            std::future::pending::<Result<(S, T, Settings), Fault>>(),
+        )
+        .await
+    }
+
+    /// Runs the consume loop and a second one beside it, with a source (and consumer
+    /// group) of its own: the anonymizer's replay loop. `second` makes it (it may wait on
+    /// ClickHouse meanwhile, without making the service unready: the first loop does not
+    /// need it). A deployment fault of either stops both.
+    pub async fn run_beside<S: Source, T: Stage, S2: Source, T2: Stage>(
+        self,
+        source: S,
         mut stage: T,
         settings: Settings,
+        second: impl Future<Output = Result<(S2, T2, Settings), Fault>>,
     ) -> anyhow::Result<()> {
         let io = Io {
             source: &source,
@@ -111,7 +132,35 @@ impl Startup {
         };
         self.readiness.set_ready();
         tracing::info!(topics = ?settings.topics, "consuming");
-        let result = consume::run(&source, &mut stage, &settings, &io, &self.readiness).await;
+        let first = consume::run(&source, &mut stage, &settings, &io, &self.readiness);
+        let beside = async {
+            tokio::pin!(second);
+            // Stopped before the second loop could begin: nothing of it to finish.
+            let made = tokio::select! {
+                made = &mut second => made,
+                () = self.shutdown.wait() => return Ok(()),
+            };
+            let (source, mut stage, settings) = made?;
+            let io = Io {
+                source: &source,
+                dead_letters: &self.dead_letters,
+                metrics: &self.metrics,
+                shutdown: &self.shutdown,
+            };
+            tracing::info!(topics = ?settings.topics, "consuming");
+            consume::run(&source, &mut stage, &settings, &io, &self.readiness).await
+        };
+        tokio::pin!(first, beside);
+        let result = tokio::select! {
+            r = &mut first => match r {
+                Ok(()) => beside.await,
+                fault => fault,
+            },
+            r = &mut beside => match r {
+                Ok(()) => first.await,
+                fault => fault,
+            },
+        };
         if let Err(fault) = &result {
             self.fail(fault).await;
         } else {

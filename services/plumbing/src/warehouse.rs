@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_reporting_data_kept"),
     migration!(8, "0008_field_order"),
     migration!(9, "0009_behaviour"),
+    migration!(10, "0010_replays"),
 ];
 
 /// What the server can do, read from `SELECT version()`.

@@ -90,17 +90,30 @@ fn both_tags_together_stay_under_6_kib_gzipped() {
 /// edited without rebuilding would be served stale.
 #[test]
 fn served_tags_are_built_from_the_current_sources() {
+    let privacy = include_str!("../../../../tags/src/privacy.js");
     let core = include_str!("../../../../tags/src/core.js");
-    for (served, own) in [
-        (TAG_JS, include_str!("../../../../tags/src/tag.js")),
+    for (served, sources) in [
+        (
+            TAG_JS,
+            vec![privacy, core, include_str!("../../../../tags/src/tag.js")],
+        ),
         (
             CONVERSION_JS,
-            include_str!("../../../../tags/src/conversion.js"),
+            vec![
+                privacy,
+                core,
+                include_str!("../../../../tags/src/conversion.js"),
+            ],
+        ),
+        (
+            crate::replay::REPLAY_JS,
+            vec![privacy, include_str!("../../../../tags/src/replay.js")],
         ),
     ] {
         let mut hash = Sha256::new();
-        hash.update(core);
-        hash.update(own);
+        for source in sources {
+            hash.update(source);
+        }
         let expected = format!("sources sha256:{}", hex::encode(hash.finalize()));
         let first_line = served.lines().next().unwrap_or_default();
         assert!(

@@ -151,6 +151,29 @@ fn session_round_trips() {
 }
 
 #[test]
+fn replay_batch_round_trips_and_is_told_from_an_event() {
+    let codec = replay_batch_codec();
+    let batch = ReplayBatch {
+        site: "DEMO".into(),
+        page_view_id: "0b6f1c1e-8a0f-4c5e-9d51-2a1d7f3c9e10".into(),
+        seq: 3,
+        received_ms: 1_700_000_000_500,
+        skew_ms: -1_200,
+        first_ms: 1_700_000_000_000,
+        last_ms: 1_700_000_001_700,
+        keep_days: 30,
+        event_count: 2,
+        events_gzip: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0x8b, 0x8e, 5, 0, 0x29, 0xbb, 0x4c, 0x0d, 2, 0, 0, 0],
+    };
+    let bytes = codec.encode(&batch).unwrap();
+    assert_eq!(codec.decode(&bytes).unwrap(), batch);
+    assert!(matches!(
+        raw_event_codec().decode(&bytes),
+        Err(CodecError::UnknownSchema(_))
+    ));
+}
+
+#[test]
 fn each_topic_has_its_own_fingerprint_and_a_foreign_one_is_refused() {
     let raw_codec = raw_event_codec();
     let anon_codec = anon_event_codec();

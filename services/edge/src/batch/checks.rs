@@ -22,7 +22,7 @@ pub(super) fn json_error<'a, T: Deserialize<'a>>(
 }
 
 /// The UUID in its lowercase hyphenated form, the event's idempotency key.
-pub(super) fn canonical_uuid(text: &str) -> Option<String> {
+pub(crate) fn canonical_uuid(text: &str) -> Option<String> {
     let uuid = uuid::Uuid::try_parse(text).ok()?;
     let mut buf = uuid::Uuid::encode_buffer();
     Some(uuid.hyphenated().encode_lower(&mut buf).to_owned())
@@ -75,7 +75,7 @@ pub(super) fn url_field(
     }
 }
 
-pub(super) fn parse_time(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|_| "must be an RFC 3339 time such as 2026-11-23T10:00:05.120Z".to_owned())

@@ -70,10 +70,11 @@ async fn main() -> anyhow::Result<()> {
                 .enforce_retention(chrono::Utc::now().date_naive())
                 .await?;
             println!(
-                "dropped {} partitions: {:?}; deleting {} rows of older days",
+                "dropped {} partitions: {:?}; deleting {} rows of older days; deleting {} replay batches past their site's days",
                 report.dropped.len(),
                 report.dropped,
-                report.rows_deleted
+                report.rows_deleted,
+                report.replays_expired
             );
         }
         Some("delete-site") => {

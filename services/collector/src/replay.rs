@@ -1,0 +1,333 @@
+//! Session replay at the collector: `GET /replay.js` (the recorder, for the visitors a site
+//! samples; nothing for everyone else) and `POST /v1/replay`, produced to `exatom.replay` by
+//! a producer of its own, so that a flood of replay never queues ahead of events. The
+//! checks are `exatom_edge::replay`'s.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use exatom_core::avro::{replay_batch_codec, Codec};
+use exatom_core::model::ReplayBatch;
+use exatom_edge::body;
+use exatom_edge::client::client_address;
+use exatom_edge::limits::Limits;
+use exatom_edge::replay::{self, ReplayError, SiteQuota};
+use exatom_edge::sites::Refusal;
+use exatom_plumbing::kafka::{self, REPLAY_TOPIC};
+use flate2::write::GzEncoder;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::assets::Asset;
+use crate::http::{error, read_body, with_cors, with_retry_after, AppState};
+
+/// The recorder as served: built from `tags/src` by `tags/build.sh` (rrweb bundled).
+pub const REPLAY_JS: &str = include_str!("../../../tags/dist/replay.js");
+
+const JS: &str = "application/javascript; charset=utf-8";
+
+/// Everything replay needs beside the collector's shared state.
+pub struct Replay {
+    producer: FutureProducer,
+    codec: Codec<ReplayBatch>,
+    /// The recorder, for a visitor in the sample: private, since the next visitor of the
+    /// same URL may not be. All three answers are revalidated on every page (`no-cache`,
+    /// a 304 when unchanged), so a site that turns replay off stops it at the next page.
+    recorder: Asset,
+    /// Nothing, for a site without replay.
+    off: Asset,
+    /// Nothing, for a visitor outside the sample.
+    not_picked: Asset,
+    quota: Mutex<SiteQuota>,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay").finish_non_exhaustive()
+    }
+}
+
+impl Replay {
+    pub fn new(brokers: &str, max_queue_batches: usize) -> Result<Self, KafkaError> {
+        let queue = u32::try_from(max_queue_batches.saturating_mul(2)).unwrap_or(u32::MAX);
+        Ok(Replay {
+            producer: kafka::producer(brokers, queue)?,
+            codec: replay_batch_codec(),
+            recorder: Asset::new(JS, "private, no-cache", REPLAY_JS.into()),
+            off: Asset::new(JS, "no-cache", Vec::new()),
+            not_picked: Asset::new(JS, "private, no-cache", Vec::new()),
+            quota: Mutex::new(SiteQuota::default()),
+        })
+    }
+
+    /// Waits for what is queued to reach the broker (SIGTERM drain).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecorderQuery {
+    #[serde(default)]
+    site: String,
+}
+
+/// `GET /replay.js?site=`: the recorder when the site records and the visitor is in its
+/// sample, else an empty script (the tag loads this on every page).
+pub async fn recorder(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Query(query): Query<RecorderQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let replay = &state.replay;
+    let registry = state.registry.current();
+    let rate = registry
+        .sites
+        .get(&query.site)
+        .map_or(0.0, |s| s.replay_sample);
+    if rate <= 0.0 {
+        return replay.off.respond(&headers);
+    }
+    let client = client_of(&state, peer.ip(), &headers);
+    let user_agent = user_agent(&headers);
+    let day = exatom_core::time::now_ms().div_euclid(86_400_000);
+    if replay::in_sample(&query.site, day, &client.to_string(), user_agent, rate) {
+        replay.recorder.respond(&headers)
+    } else {
+        replay.not_picked.respond(&headers)
+    }
+}
+
+/// `POST /v1/replay`: one batch of a page's replay.
+pub async fn post_replay(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = handle(&state, peer.ip(), &headers, origin.as_deref(), body).await;
+    state
+        .metrics
+        .requests
+        .with_label_values(&["/v1/replay", response.status().as_str()])
+        .inc();
+    with_cors(&state, origin.as_deref(), response)
+}
+
+async fn handle(
+    state: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    origin: Option<&str>,
+    body: Body,
+) -> Response {
+    let cfg = &state.config;
+    let client = client_of(state, peer, headers);
+    let now = exatom_core::time::now_ms();
+    // One bucket per client address for events and replay alike: a client flooding
+    // replay spends its own budget, nobody else's.
+    let limited = state
+        .limiter
+        .lock()
+        .map(|mut l| l.take(client, now))
+        .unwrap_or(Ok(()));
+    if let Err(wait) = limited {
+        state.metrics.rate_limited.inc();
+        return with_retry_after(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this client address",
+            ),
+            wait,
+        );
+    }
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json or text/plain",
+            );
+        }
+    }
+    let limits = Limits {
+        max_body_bytes: cfg.limits.max_replay_body_bytes,
+        ..cfg.limits.clone()
+    };
+    let raw = match read_body(body, cfg, limits.max_body_bytes).await {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    state.metrics.bytes_in.inc_by(raw.len() as u64);
+    // A beacon cannot set Content-Encoding: gzip is told by its magic bytes as well.
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() == b"gzip")
+        || raw.starts_with(&[0x1f, 0x8b]);
+    let decoded = match body::decode(&raw, gzip, &limits) {
+        Ok(decoded) => decoded,
+        Err(e) => return crate::http::batch_error(e),
+    };
+    let batch = match replay::check(&decoded, &limits) {
+        Ok(batch) => batch,
+        Err(e @ (ReplayError::PageSpent(_) | ReplayError::TooManyEvents(_))) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        Err(e @ ReplayError::Malformed(_)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let registry = state.registry.current();
+    let keep_days = match registry.admit(&batch.site, origin) {
+        Ok(site) if site.replay_sample > 0.0 => site.replay_days(),
+        Ok(_) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("site `{}` does not record replays", batch.site),
+            )
+        }
+        Err(refusal @ (Refusal::UnknownSite(_) | Refusal::OriginNotAllowed(_))) => {
+            return error(StatusCode::FORBIDDEN, refusal.to_string())
+        }
+    };
+    let taken = state.replay.quota.lock().map_or(Ok(()), |mut q| {
+        q.take(
+            &batch.site,
+            batch.events.len() as u64,
+            cfg.replay_site_bytes_per_minute,
+            now,
+        )
+    });
+    if let Err(wait) = taken {
+        return with_retry_after(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "site `{}` is over its replay bytes for this minute",
+                    batch.site
+                ),
+            ),
+            wait,
+        );
+    }
+    let json_bytes = batch.events.len() as u64;
+    let (events, replaced) = (batch.event_count, batch.snapshots_replaced);
+    match produce(state, batch, keep_days, now).await {
+        Ok(()) => {
+            let m = &state.metrics;
+            m.replay_batches_accepted.inc();
+            m.replay_bytes_accepted.inc_by(json_bytes);
+            m.replay_snapshots_replaced.inc_by(replaced as u64);
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"accepted": events, "snapshots_replaced": replaced})),
+            )
+                .into_response()
+        }
+        Err(Produce::TooLarge) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "replay batch too large for the broker after compression: send smaller batches",
+        ),
+        Err(Produce::Unavailable(reason)) => {
+            tracing::warn!(reason, "answering 503 to a replay batch");
+            with_retry_after(
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot take replay now ({reason}); retry later"),
+                ),
+                cfg.retry_after_s,
+            )
+        }
+    }
+}
+
+enum Produce {
+    TooLarge,
+    Unavailable(String),
+}
+
+/// Gzips the events, produces the batch keyed by its page view (a page's batches stay on
+/// one partition, in order) and waits for the broker's acknowledgement.
+async fn produce(
+    state: &AppState,
+    batch: replay::CheckedBatch,
+    keep_days: u16,
+    now: i64,
+) -> Result<(), Produce> {
+    let replay = &state.replay;
+    let queued = usize::try_from(replay.producer.in_flight_count()).unwrap_or(0);
+    if queued >= state.config.max_queue_replay_batches {
+        return Err(Produce::Unavailable("the replay producer queue is full".into()));
+    }
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::new(3));
+    let events_gzip = gz
+        .write_all(batch.events.as_bytes())
+        .and_then(|()| gz.finish())
+        .map_err(|e| Produce::Unavailable(e.to_string()))?;
+    let record = ReplayBatch {
+        site: batch.site,
+        page_view_id: batch.page_view_id,
+        seq: i32::try_from(batch.seq).unwrap_or(i32::MAX),
+        received_ms: now,
+        skew_ms: now - batch.sent_at_ms,
+        first_ms: batch.first_ms,
+        last_ms: batch.last_ms,
+        keep_days: i32::from(keep_days),
+        event_count: i32::try_from(batch.event_count).unwrap_or(i32::MAX),
+        events_gzip,
+    };
+    let payload = replay
+        .codec
+        .encode(&record)
+        .map_err(|e| Produce::Unavailable(e.to_string()))?;
+    let delivery = replay
+        .producer
+        .send_result(
+            FutureRecord::to(REPLAY_TOPIC)
+                .key(&record.page_view_id)
+                .payload(&payload),
+        )
+        .map_err(|(e, _)| refused(e))?;
+    let timeout = Duration::from_millis(state.config.delivery_timeout_ms);
+    match tokio::time::timeout(timeout, delivery).await {
+        Err(_) => Err(Produce::Unavailable(
+            "the broker did not acknowledge the batch in time".into(),
+        )),
+        Ok(Err(_)) => Err(Produce::Unavailable("the producer stopped".into())),
+        Ok(Ok(Err((e, _)))) => Err(refused(e)),
+        Ok(Ok(Ok(_))) => Ok(()),
+    }
+}
+
+fn refused(e: KafkaError) -> Produce {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => Produce::TooLarge,
+        Some(RDKafkaErrorCode::QueueFull) => {
+            Produce::Unavailable("the replay producer queue is full".into())
+        }
+        _ => Produce::Unavailable(e.to_string()),
+    }
+}
+
+fn client_of(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    client_address(peer, forwarded, &state.trusted)
+}
+
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
