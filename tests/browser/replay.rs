@@ -90,6 +90,9 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         accepted_batches(&world).contains_key(&first)
     })
     .await;
+    let blocked_size = b
+        .eval("const r = document.getElementById('blocked').getBoundingClientRect(); return [r.width + 'px', r.height + 'px'];")
+        .await;
     b.type_into("#full_name", &typed).await;
     // Autofill sets a value without keystrokes and says so with input and change events.
     b.eval(&format!(
@@ -213,7 +216,11 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         .iter()
         .find(|n| n["attributes"]["class"] == "ex-block")
         .expect("the ex-block region as a placeholder");
-    assert_eq!(blocked["attributes"]["rr_width"], "320px");
+    assert_eq!(
+        [&blocked["attributes"]["rr_width"], &blocked["attributes"]["rr_height"]],
+        [&blocked_size[0], &blocked_size[1]],
+        "the placeholder has the blocked region's size"
+    );
     assert_eq!(blocked["childNodes"], serde_json::json!([]));
     // The masked region's text as stars; every control's value "*" or "".
     assert!(played.contains("******* ******"), "masked text as stars");

@@ -15,6 +15,8 @@ CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.heatmap_daily AS SELECT * FROM `P
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.scroll_daily AS SELECT * FROM `PIPELINE`.scroll_daily WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.errors_daily AS SELECT * FROM `PIPELINE`.errors_daily WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.session_errors AS SELECT * FROM `PIPELINE`.session_errors WHERE site = 'SITE';
+CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.replay_batches AS SELECT * FROM `PIPELINE`.replay_batches WHERE site = 'SITE';
+CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.v_replays AS SELECT * FROM `PIPELINE`.v_replays WHERE site = 'SITE';
 CREATE VIEW IF NOT EXISTS `PIPELINE_site_SITE`.v_sessions_daily AS
 SELECT site, day, count() AS sessions, uniqExact(visitor_id) AS visitors, sum(pageviews) AS pageviews,
        avg(duration_ms) / 1000 AS avg_session_duration_s
@@ -31,4 +33,6 @@ CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.heatmap_daily AS `PIPELINE`.h
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.scroll_daily AS `PIPELINE`.scroll_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'scroll_daily');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.errors_daily AS `PIPELINE`.errors_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'errors_daily');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.session_errors AS `PIPELINE`.session_errors ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'session_errors');
+CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.replay_batches AS `PIPELINE`.replay_batches ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'replay_batches');
+CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.v_replays AS `PIPELINE_site_SITE`.v_replays ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'v_replays');
 CREATE TABLE IF NOT EXISTS `PIPELINE_console_SITE`.v_sessions_daily AS `PIPELINE_site_SITE`.v_sessions_daily ENGINE = Distributed(exatom_console, 'PIPELINE_site_SITE', 'v_sessions_daily')
