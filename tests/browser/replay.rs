@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use exatom_e2e::wait_until;
+use exatom_e2e::{wait_until, Console, ConsoleUser};
 use serde_json::Value;
 
 use crate::recorder::Exchange;
@@ -30,6 +30,8 @@ const PAGE_SECRETS: [&str; 15] = [
     "31/12/2026",
     "Pro, 12 months",
 ];
+
+const OWNER_PASSWORD: &str = "owner-pass-8";
 
 /// A replay batch a request carried, as the browser sent it (gzipped or not).
 fn replay_batch(x: &Exchange) -> Option<Value> {
@@ -228,6 +230,57 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         if let Some(v) = n["attributes"].get("value") {
             assert!(v == "*" || v == "", "{n}");
         }
+    }
+
+    // The site's owner watches it in the console: the Replays page lists the session, its
+    // player plays the first page with digits as # and the form's labels.
+    let console = Console::start(
+        &world.stack,
+        "replay",
+        &std::fs::read_to_string(&world.sites).unwrap(),
+        &[ConsoleUser {
+            name: "owner",
+            password: OWNER_PASSWORD,
+            sites: &[&world.site],
+            admin: false,
+            token: None,
+        }],
+        &[],
+    )
+    .await;
+    b.open(&format!("{}/", console.url), "input[name=user]").await;
+    b.type_into("input[name=user]", "owner").await;
+    b.type_into("input[name=password]", OWNER_PASSWORD).await;
+    b.click("main.login button").await;
+    b.find("table#forms").await;
+    b.open(
+        &format!("{}/sites/{}/replays", console.url, world.site),
+        "table#replays",
+    )
+    .await;
+    b.click(&format!("table#replays a[href$='/replays/{session}']"))
+        .await;
+    b.find("#player[data-ready] iframe").await;
+    let shown = wait_until(Duration::from_secs(20), "the player shows the page", || async {
+        let text = b
+            .eval("const f = document.querySelector('#player iframe'); return f && f.contentDocument && f.contentDocument.body ? f.contentDocument.body.innerText : '';")
+            .await;
+        text.as_str().is_some_and(|t| t.contains("Open your account in # minutes"))
+    });
+    shown.await;
+    let page_text = b
+        .eval("return document.querySelector('#player iframe').contentDocument.body.innerText;")
+        .await;
+    let page_text = page_text.as_str().unwrap();
+    for label in ["Full name", "E-mail", "Member code", "### ### ####"] {
+        assert!(page_text.contains(label), "{label} not in the player: {page_text}");
+    }
+    let marks = b
+        .eval("return Array.from(document.querySelectorAll('#player .rr-progress [title]')).map(m => m.title);")
+        .await;
+    let marks: Vec<&str> = marks.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for mark in ["form start", "conversion"] {
+        assert!(marks.contains(&mark), "{mark} not on the timeline: {marks:?}");
     }
 
     let mut needles: Vec<String> = PAGE_SECRETS.iter().map(|s| (*s).to_owned()).collect();

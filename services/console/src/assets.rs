@@ -1,12 +1,12 @@
-//! The console's static files, embedded at build time: its own script and style, and the
-//! pinned uPlot build from npm (`assets/vendor`, fetched by `assets/vendor/fetch.sh`), so
+//! The console's static files, embedded at build time: its own scripts and style, and the
+//! pinned uPlot and rrweb-player builds from npm (`assets/vendor`, fetched by `assets/vendor/fetch.sh`), so
 //! building the console needs no node.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-const FILES: [(&str, &str, &str); 4] = [
+const FILES: [(&str, &str, &str); 7] = [
     (
         "console.js",
         "text/javascript; charset=utf-8",
@@ -26,6 +26,21 @@ const FILES: [(&str, &str, &str); 4] = [
         "uPlot.min.css",
         "text/css; charset=utf-8",
         include_str!("../assets/vendor/uPlot.min.css"),
+    ),
+    (
+        "player.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/player.js"),
+    ),
+    (
+        "rrweb-player.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/vendor/rrweb-player.min.js"),
+    ),
+    (
+        "rrweb-player.min.css",
+        "text/css; charset=utf-8",
+        include_str!("../assets/vendor/rrweb-player.min.css"),
     ),
 ];
 

@@ -18,7 +18,7 @@ use crate::request::{self, Format, Params, Range, Segment};
 
 type Answer = Result<Response, Failure>;
 
-fn counted(state: &Console, page: &str, answer: Answer) -> Response {
+pub(crate) fn counted(state: &Console, page: &str, answer: Answer) -> Response {
     let response = match answer {
         Ok(r) => r,
         Err(Failure(r)) => *r,
@@ -108,6 +108,9 @@ pub async fn page(
         let figures = &state.figures.for_viewer(&viewer.name);
         if crate::behaviour::PAGES.contains(&page.as_str()) {
             return crate::behaviour::page(figures, &frame, &p, &range, &api).await;
+        }
+        if page == "replays" {
+            return crate::replays::list(figures, &frame, &range, &api).await;
         }
         let html = match page.as_str() {
             "forms" => {
@@ -415,9 +418,10 @@ pub async fn api(
                     .map_err(unavailable)?;
                 if name == "live_events" { events } else { forms }
             }
-            "forms" | "form_days" | "conversions" | "conversion_currencies" | "trends" | "tooltips" => {
+            "forms" | "form_days" | "conversions" | "conversion_currencies" | "trends" | "tooltips" | "replays" => {
                 let range = range(&state, &p, audience)?;
                 match name.as_str() {
+                    "replays" => figures.replays(&site, &range).await.map_err(unavailable)?,
                     "forms" => figures.forms(&site, &range).await.map_err(unavailable)?.0,
                     "form_days" => figures.forms(&site, &range).await.map_err(unavailable)?.1,
                     "conversions" => figures.conversions(&site, &range).await.map_err(unavailable)?.0,
@@ -430,7 +434,7 @@ pub async fn api(
                 let range = range(&state, &p, audience)?;
                 crate::behaviour::table(figures, &site, &range, behaviour, &p).await?
             }
-            _ => return Err(Failure::new(refuse(audience, StatusCode::NOT_FOUND, &format!("no table `{name}`: forms, form_days, conversions, conversion_currencies, trends, tooltips, {}, live_events or live_forms", crate::behaviour::TABLES.join(", "))))),
+            _ => return Err(Failure::new(refuse(audience, StatusCode::NOT_FOUND, &format!("no table `{name}`: forms, form_days, conversions, conversion_currencies, trends, tooltips, replays, {}, live_events or live_forms", crate::behaviour::TABLES.join(", "))))),
         };
         Ok(send(&table, format, &file_name(&[&site, &name])))
     }

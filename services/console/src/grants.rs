@@ -237,7 +237,7 @@ mod tests {
             "{}",
             other[0]
         );
-        assert_eq!(statements.len(), 26);
+        assert_eq!(statements.len(), 30);
         assert!(statements
             .iter()
             .all(|s| !s.contains("SITE") && !s.contains("PIPELINE")));
@@ -247,14 +247,15 @@ mod tests {
                 .iter()
                 .filter(|s| s.contains("Distributed(exatom_console, 'exatom_site_my-shop'"))
                 .count()
-                == 12
+                == 14
         );
-        // Every table the behaviour pages read, filtered and forwarded.
+        // Every table the behaviour and replay pages read, filtered and forwarded.
         for table in [
             "heatmap_daily",
             "scroll_daily",
             "errors_daily",
             "session_errors",
+            "replay_batches",
         ] {
             assert!(statements.iter().any(|s| s.contains(&format!(
                 "`exatom_site_my-shop`.{table} AS SELECT * FROM `exatom`.{table} WHERE site = 'my-shop'"

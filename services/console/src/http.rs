@@ -120,6 +120,14 @@ pub fn router(state: Arc<Console>, registry: prometheus::Registry, readiness: Re
             "/sites/{site}/forms/{form}",
             get(crate::dashboards::form_page),
         )
+        .route(
+            "/sites/{site}/replays/{session}",
+            get(crate::replays::player),
+        )
+        .route(
+            "/api/sites/{site}/replays/{session}",
+            get(crate::replays::events),
+        )
         .route("/api/sites/{site}/{table}", get(crate::dashboards::api))
         .route(
             "/api/sites/{site}/forms/{form}/{table}",
@@ -137,20 +145,37 @@ const POLICY: &str = "default-src 'self'; script-src 'self'; object-src 'none'; 
 
 /// [`POLICY`], with the one origin an answer frames (the heatmap's page) allowed as a frame
 /// source for that answer alone.
-pub fn content_security_policy(frame: Option<&FrameSource>) -> String {
-    match frame {
+pub fn content_security_policy(frame: Option<&FrameSource>, player: bool) -> String {
+    let policy = match frame {
         Some(frame) => POLICY.replacen(
             "; frame-ancestors",
             &format!("; frame-src {}; frame-ancestors", frame.origin()),
             1,
         ),
         None => POLICY.to_owned(),
+    };
+    if player {
+        // The recorded pages' own styles (inline, as rrweb rebuilds them), for the player
+        // page alone; its frame is rrweb's, without scripts.
+        policy.replacen(
+            "; object-src",
+            "; style-src 'self' 'unsafe-inline'; object-src",
+            1,
+        )
+    } else {
+        policy
     }
 }
 
 /// Pages and figures are private: not cached, not framed, scripts only from the console.
 async fn secure_headers(mut response: Response) -> Response {
-    let policy = content_security_policy(response.extensions().get::<FrameSource>());
+    let policy = content_security_policy(
+        response.extensions().get::<FrameSource>(),
+        response
+            .extensions()
+            .get::<crate::replays::PlayerPolicy>()
+            .is_some(),
+    );
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,

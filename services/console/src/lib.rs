@@ -17,6 +17,7 @@ pub mod grants;
 pub mod http;
 pub mod metrics;
 pub mod pages;
+pub mod replays;
 pub mod request;
 pub mod service;
 pub mod session;

@@ -39,7 +39,7 @@ fn script_json(value: &impl serde::Serialize) -> String {
 }
 
 /// The pages of one site, for the navigation.
-pub const PAGES: [(&str, &str); 8] = [
+pub const PAGES: [(&str, &str); 9] = [
     ("forms", "Forms"),
     ("conversions", "Conversions"),
     ("trends", "Trends"),
@@ -47,6 +47,7 @@ pub const PAGES: [(&str, &str); 8] = [
     ("heatmap", "Heatmap"),
     ("scroll", "Scroll depth"),
     ("errors", "Errors"),
+    ("replays", "Replays"),
     ("live", "Live"),
 ];
 

@@ -56,14 +56,14 @@ fn only_http_and_https_pages_are_framed_and_their_origin_is_the_frame_source() {
 #[test]
 fn the_policy_frames_the_pages_origin_for_that_answer_alone() {
     let page = framed_page("https://shop.example/cart").unwrap();
-    let policy = content_security_policy(Some(&page.source));
+    let policy = content_security_policy(Some(&page.source), false);
     assert!(
         policy.contains("; frame-src https://shop.example; frame-ancestors 'none';"),
         "{policy}"
     );
     assert!(!policy.contains('*'), "{policy}");
     assert!(policy.starts_with("default-src 'self'; script-src 'self'"));
-    let plain = content_security_policy(None);
+    let plain = content_security_policy(None, false);
     assert!(!plain.contains("frame-src"), "{plain}");
     assert!(plain.contains("frame-ancestors 'none'"));
 }
