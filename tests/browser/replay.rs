@@ -67,7 +67,9 @@ fn accepted_batches(world: &World) -> HashMap<String, Vec<Value>> {
 
 async fn page_view_id(world: &World) -> String {
     let id = world.browser.eval("return window.exatom.pageView").await;
-    id.as_str().expect("the tag set its page view id").to_owned()
+    id.as_str()
+        .expect("the tag set its page view id")
+        .to_owned()
 }
 
 /// Every node of a serialized DOM, depth first.
@@ -88,9 +90,11 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
     b.open(&world.demo("replay.html"), "#account").await;
     let first = page_view_id(&world).await;
     // The recorder's first batch (the full snapshot) leaves as soon as it is taken.
-    wait_until(Duration::from_secs(30), "the first page's snapshot", || async {
-        accepted_batches(&world).contains_key(&first)
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the first page's snapshot",
+        || async { accepted_batches(&world).contains_key(&first) },
+    )
     .await;
     let blocked_size = b
         .eval("const r = document.getElementById('blocked').getBoundingClientRect(); return [r.width + 'px', r.height + 'px'];")
@@ -124,16 +128,23 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         views.iter().collect::<std::collections::HashSet<_>>().len(),
         3
     );
-    wait_until(Duration::from_secs(30), "every page's replay taken", || async {
-        let pages = accepted_batches(&world);
-        views.iter().all(|v| pages.contains_key(v))
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "every page's replay taken",
+        || async {
+            let pages = accepted_batches(&world);
+            views.iter().all(|v| pages.contains_key(v))
+        },
+    )
     .await;
 
     // Each page's batches are numbered from 0, and every input event carries "*" or "".
     let pages = accepted_batches(&world);
     for view in &views {
-        let mut seqs: Vec<u64> = pages[view].iter().map(|b| b["seq"].as_u64().unwrap()).collect();
+        let mut seqs: Vec<u64> = pages[view]
+            .iter()
+            .map(|b| b["seq"].as_u64().unwrap())
+            .collect();
         seqs.sort_unstable();
         assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{view}");
     }
@@ -142,28 +153,41 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         .flat_map(|b| b["events"].as_array().unwrap().clone())
         .filter(|e| e["type"] == 3 && e["data"]["source"] == 5)
         .collect();
-    assert!(!inputs.is_empty(), "the typing was recorded as input events");
+    assert!(
+        !inputs.is_empty(),
+        "the typing was recorded as input events"
+    );
     for e in &inputs {
         assert!(e["data"]["text"] == "*" || e["data"]["text"] == "", "{e}");
         assert_eq!(e["data"]["isChecked"], false, "{e}");
     }
     // No event per keystroke: a field's value changes from "" to "*" once.
-    assert!(inputs.len() <= 8, "{} input events for 5 fields", inputs.len());
+    assert!(
+        inputs.len() <= 8,
+        "{} input events for 5 fields",
+        inputs.len()
+    );
 
     // Stored: every batch, then the session with its three pages in v_replays.
     let batches_sent: usize = pages.values().map(Vec::len).sum();
-    wait_until(Duration::from_secs(60), "every batch in replay_batches", || async {
-        let stored = world
-            .query("SELECT count() FROM exatom.replay_batches FINAL WHERE site = '{site}'")
-            .await;
-        stored == batches_sent.to_string()
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "every batch in replay_batches",
+        || async {
+            let stored = world
+                .query("SELECT count() FROM exatom.replay_batches FINAL WHERE site = '{site}'")
+                .await;
+            stored == batches_sent.to_string()
+        },
+    )
     .await;
     world.wait_all_stored().await;
     let listed = "SELECT pages, forms_started, converted, bytes > 0 FROM exatom.v_replays WHERE site = '{site}'";
-    wait_until(Duration::from_secs(120), "the session in v_replays", || async {
-        !world.query(listed).await.is_empty()
-    })
+    wait_until(
+        Duration::from_secs(120),
+        "the session in v_replays",
+        || async { !world.query(listed).await.is_empty() },
+    )
     .await;
     assert_eq!(
         world.query(listed).await,
@@ -219,7 +243,10 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         .find(|n| n["attributes"]["class"] == "ex-block")
         .expect("the ex-block region as a placeholder");
     assert_eq!(
-        [&blocked["attributes"]["rr_width"], &blocked["attributes"]["rr_height"]],
+        [
+            &blocked["attributes"]["rr_width"],
+            &blocked["attributes"]["rr_height"]
+        ],
         [&blocked_size[0], &blocked_size[1]],
         "the placeholder has the blocked region's size"
     );
@@ -248,7 +275,8 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         &[],
     )
     .await;
-    b.open(&format!("{}/", console.url), "input[name=user]").await;
+    b.open(&format!("{}/", console.url), "input[name=user]")
+        .await;
     b.type_into("input[name=user]", "owner").await;
     b.type_into("input[name=password]", OWNER_PASSWORD).await;
     b.click("main.login button").await;
@@ -260,27 +288,55 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
     .await;
     b.click(&format!("table#replays a[href$='/replays/{session}']"))
         .await;
-    b.find("#player[data-ready] iframe").await;
-    let shown = wait_until(Duration::from_secs(20), "the player shows the page", || async {
-        let text = b
+    let player_state = "const p = document.getElementById('player'); return [p.getAttribute('data-ready') || '', p.innerText.slice(0, 300)];";
+    wait_until(
+        Duration::from_secs(30),
+        "the player loaded or said why not",
+        || async {
+            let state = b.eval(player_state).await;
+            state[0] != "" || !state[1].as_str().unwrap_or_default().starts_with("Loading")
+        },
+    )
+    .await;
+    let state = b.eval(player_state).await;
+    assert_ne!(state[0], "", "the player did not load: {}", state[1]);
+    b.find("#player iframe").await;
+    let shown = wait_until(
+        Duration::from_secs(20),
+        "the player shows the page",
+        || async {
+            let text = b
             .eval("const f = document.querySelector('#player iframe'); return f && f.contentDocument && f.contentDocument.body ? f.contentDocument.body.innerText : '';")
             .await;
-        text.as_str().is_some_and(|t| t.contains("Open your account in # minutes"))
-    });
+            text.as_str()
+                .is_some_and(|t| t.contains("Open your account in # minutes"))
+        },
+    );
     shown.await;
     let page_text = b
         .eval("return document.querySelector('#player iframe').contentDocument.body.innerText;")
         .await;
     let page_text = page_text.as_str().unwrap();
     for label in ["Full name", "E-mail", "Member code", "### ### ####"] {
-        assert!(page_text.contains(label), "{label} not in the player: {page_text}");
+        assert!(
+            page_text.contains(label),
+            "{label} not in the player: {page_text}"
+        );
     }
     let marks = b
         .eval("return Array.from(document.querySelectorAll('#player .rr-progress [title]')).map(m => m.title);")
         .await;
-    let marks: Vec<&str> = marks.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let marks: Vec<&str> = marks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for mark in ["form start", "conversion"] {
-        assert!(marks.contains(&mark), "{mark} not on the timeline: {marks:?}");
+        assert!(
+            marks.contains(&mark),
+            "{mark} not on the timeline: {marks:?}"
+        );
     }
 
     let mut needles: Vec<String> = PAGE_SECRETS.iter().map(|s| (*s).to_owned()).collect();

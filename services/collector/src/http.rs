@@ -282,7 +282,11 @@ async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     with_cors(&state, origin.as_deref(), response)
 }
 
-pub(crate) fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response) -> Response {
+pub(crate) fn with_cors(
+    state: &AppState,
+    origin: Option<&str>,
+    mut response: Response,
+) -> Response {
     let Some(origin) = origin else {
         return response;
     };

@@ -268,7 +268,9 @@ async fn produce(
     let replay = &state.replay;
     let queued = usize::try_from(replay.producer.in_flight_count()).unwrap_or(0);
     if queued >= state.config.max_queue_replay_batches {
-        return Err(Produce::Unavailable("the replay producer queue is full".into()));
+        return Err(Produce::Unavailable(
+            "the replay producer queue is full".into(),
+        ));
     }
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::new(3));
     let events_gzip = gz

@@ -5,6 +5,8 @@
   "use strict";
   var el = document.getElementById("player");
   if (!el || typeof rrwebPlayer === "undefined") return;
+  // The UMD build's global is the module: the player is its default export.
+  var Player = rrwebPlayer.default || rrwebPlayer;
   var tags = {};
   document.querySelectorAll(".marks li").forEach(function (li) {
     tags[li.textContent] = getComputedStyle(li).color;
@@ -16,7 +18,7 @@
     })
     .then(function (events) {
       el.textContent = "";
-      new rrwebPlayer({
+      new Player({
         target: el,
         props: {
           events: events,

@@ -92,16 +92,17 @@ pub fn assemble(batches: &Table, marks: &Table) -> Result<Vec<Value>, Unplayable
             events.push(e);
         }
     }
-    let start = events
-        .iter()
-        .filter_map(|e| e["timestamp"].as_i64())
-        .min();
+    let start = events.iter().filter_map(|e| e["timestamp"].as_i64()).min();
     let Some(start) = start else {
         return Ok(events);
     };
     let mut started = std::collections::HashSet::new();
     for row in &marks.rows {
-        let (at, kind, form_event) = (row[0].as_i64().unwrap_or(start), text(&row[1]), text(&row[2]));
+        let (at, kind, form_event) = (
+            row[0].as_i64().unwrap_or(start),
+            text(&row[1]),
+            text(&row[2]),
+        );
         let (form, field) = (text(&row[3]), text(&row[4]));
         let tag = match (kind.as_str(), form_event.as_str()) {
             ("conversion", _) => "conversion",
@@ -122,7 +123,12 @@ pub fn assemble(batches: &Table, marks: &Table) -> Result<Vec<Value>, Unplayable
 }
 
 /// The Replays page: the range's sessions with a replay, each a link to its player.
-pub async fn list(figures: &Figures, frame: &Frame<'_>, range: &Range, api: &str) -> Result<Response, Failure> {
+pub async fn list(
+    figures: &Figures,
+    frame: &Frame<'_>,
+    range: &Range,
+    api: &str,
+) -> Result<Response, Failure> {
     let audience = Audience::Page;
     let site = frame.site;
     let table = figures
@@ -130,12 +136,19 @@ pub async fn list(figures: &Figures, frame: &Frame<'_>, range: &Range, api: &str
         .await
         .map_err(|e| Failure::from((audience, e)))?;
     let q = format!("from={}&to={}", range.from, range.to);
-    let link = |session: &str| format!("/sites/{}/replays/{}", path_segment(site), path_segment(session));
+    let link = |session: &str| {
+        format!(
+            "/sites/{}/replays/{}",
+            path_segment(site),
+            path_segment(session)
+        )
+    };
     let decor = Decor {
         link: Some(&link),
         ..Decor::default()
     };
-    let body = format!(
+    let body =
+        format!(
         "<p>Sessions recorded on this site (its <code>replay_sample</code>), newest first: what \
          was typed and everything your pages mark <code>ex-block</code> or <code>ex-mask</code> \
          was never recorded. Open one to watch it, with its form events on the timeline.</p>{}",
@@ -160,10 +173,18 @@ pub async fn player(
         let (site, session) = path::<(String, String)>(route, audience)?;
         let (viewer, registry) = authorize(&state, &headers, Some(&site), audience)?;
         let session = session_id(&session).ok_or_else(|| {
-            Failure::new(refuse(audience, StatusCode::NOT_FOUND, "no such session: a session id is 32 hex digits"))
+            Failure::new(refuse(
+                audience,
+                StatusCode::NOT_FOUND,
+                "no such session: a session id is 32 hex digits",
+            ))
         })?;
         let sites = viewer.sites(&registry);
-        let csrf = viewer.cookie.as_deref().map(|c| state.key.csrf_token(c)).unwrap_or_default();
+        let csrf = viewer
+            .cookie
+            .as_deref()
+            .map(|c| state.key.csrf_token(c))
+            .unwrap_or_default();
         let own_path = format!("/sites/{}/replays/{session}", path_segment(&site));
         let frame = Frame {
             user: &viewer.name,
@@ -177,7 +198,13 @@ pub async fn player(
         };
         let legend: String = MARKS
             .iter()
-            .map(|tag| format!("<li class=\"mark-{}\">{}</li>", tag.replace(' ', "-"), escape(tag)))
+            .map(|tag| {
+                format!(
+                    "<li class=\"mark-{}\">{}</li>",
+                    tag.replace(' ', "-"),
+                    escape(tag)
+                )
+            })
             .collect();
         let body = format!(
             "<p>The session as it was recorded, on the collector's clock; the timeline marks \
@@ -188,7 +215,13 @@ pub async fn player(
         let head = "<link rel=\"stylesheet\" href=\"/assets/rrweb-player.min.css\">\
                     <script defer src=\"/assets/rrweb-player.min.js\"></script>\
                     <script defer src=\"/assets/player.js\"></script>";
-        let mut response = Html(pages::framed(&frame, &format!("Replay {session}"), head, &body)).into_response();
+        let mut response = Html(pages::framed(
+            &frame,
+            &format!("Replay {session}"),
+            head,
+            &body,
+        ))
+        .into_response();
         response.extensions_mut().insert(PlayerPolicy);
         Ok(response)
     })();
@@ -206,7 +239,11 @@ pub async fn events(
         let (site, session) = path::<(String, String)>(route, audience)?;
         let (viewer, _) = authorize(&state, &headers, Some(&site), audience)?;
         let session = session_id(&session).ok_or_else(|| {
-            Failure::new(refuse(audience, StatusCode::NOT_FOUND, "no such session: a session id is 32 hex digits"))
+            Failure::new(refuse(
+                audience,
+                StatusCode::NOT_FOUND,
+                "no such session: a session id is 32 hex digits",
+            ))
         })?;
         let figures = state.figures.for_viewer(&viewer.name);
         let (batches, marks) = figures
@@ -214,11 +251,19 @@ pub async fn events(
             .await
             .map_err(|e| Failure::from((audience, e)))?;
         if batches.rows.is_empty() {
-            return Err(Failure::new(refuse(audience, StatusCode::NOT_FOUND, "this session has no replay")));
+            return Err(Failure::new(refuse(
+                audience,
+                StatusCode::NOT_FOUND,
+                "this session has no replay",
+            )));
         }
         let events = assemble(&batches, &marks).map_err(|e| {
             tracing::warn!(error = %e, "a replay could not be assembled");
-            Failure::new(refuse(audience, StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()))
+            Failure::new(refuse(
+                audience,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &e.to_string(),
+            ))
         })?;
         Ok(axum::Json(events).into_response())
     }

@@ -138,7 +138,10 @@ fn wire_error(e: &serde_json::Error) -> String {
     let what = if what.starts_with("missing field") {
         what
     } else {
-        what.split([':', '`', '"']).next().unwrap_or_default().trim()
+        what.split([':', '`', '"'])
+            .next()
+            .unwrap_or_default()
+            .trim()
     };
     format!("{what} (line {}, column {})", e.line(), e.column())
 }
@@ -163,7 +166,12 @@ pub fn in_sample(site: &str, day: i64, ip: &str, user_agent: &str, rate: f64) ->
         return true;
     }
     let mut hash = Sha256::new();
-    for part in [site.as_bytes(), &day.to_be_bytes(), ip.as_bytes(), user_agent.as_bytes()] {
+    for part in [
+        site.as_bytes(),
+        &day.to_be_bytes(),
+        ip.as_bytes(),
+        user_agent.as_bytes(),
+    ] {
         hash.update(part);
         hash.update([0]);
     }
@@ -185,7 +193,13 @@ impl SiteQuota {
     /// Counts `bytes` against the site's minute, or says in how many seconds the next
     /// minute starts. A batch larger than the whole quota is taken when the minute is
     /// fresh, so that no limit setting makes a site's large pages unrecordable.
-    pub fn take(&mut self, site: &str, bytes: u64, per_minute: u64, now_ms: i64) -> Result<(), u64> {
+    pub fn take(
+        &mut self,
+        site: &str,
+        bytes: u64,
+        per_minute: u64,
+        now_ms: i64,
+    ) -> Result<(), u64> {
         let minute = now_ms.div_euclid(60_000);
         if minute != self.minute {
             self.minute = minute;

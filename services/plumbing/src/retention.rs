@@ -164,7 +164,9 @@ impl Warehouse {
             .await?;
         if rows > 0 {
             self.client
-                .query(&format!("ALTER TABLE {target} DELETE WHERE expires <= {day}"))
+                .query(&format!(
+                    "ALTER TABLE {target} DELETE WHERE expires <= {day}"
+                ))
                 .execute()
                 .await?;
         }

@@ -4,8 +4,8 @@
 //! the process: `/readyz` answers 503 with the fix and `exatom_consumer_stopped` is 1 until
 //! an operator stops it, so the reason is there to be read instead of in a restart loop.
 
-use std::net::SocketAddr;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;

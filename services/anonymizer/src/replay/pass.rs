@@ -57,7 +57,9 @@ fn css(text: &str) -> String {
     let digits = DIGITS.get_or_init(|| regex::Regex::new(r"\d{6,}").expect("valid regex"));
     let text = email.replace_all(text, crate::scrub::EMAIL_PLACEHOLDER);
     digits
-        .replace_all(&text, |m: &regex::Captures<'_>| "#".repeat(m[0].chars().count()))
+        .replace_all(&text, |m: &regex::Captures<'_>| {
+            "#".repeat(m[0].chars().count())
+        })
         .into_owned()
 }
 
@@ -129,7 +131,9 @@ fn mutation(data: &mut Map<String, Value>, allow: &QueryAllowList, f: &mut Findi
     }
     for change in array(data, "texts") {
         if let Some(Value::String(text)) = change.get_mut("value") {
-            fix(text, &mut f.texts, |t| scrub_text(t, &mut ScrubCounts::default()).into_owned());
+            fix(text, &mut f.texts, |t| {
+                scrub_text(t, &mut ScrubCounts::default()).into_owned()
+            });
         }
     }
     for change in array(data, "attributes") {
@@ -176,7 +180,9 @@ fn node(n: &mut Value, allow: &QueryAllowList, f: &mut Findings) {
         }
         Some(3) if obj.get("isStyle") != Some(&Value::Bool(true)) => {
             if let Some(Value::String(text)) = obj.get_mut("textContent") {
-                fix(text, &mut f.texts, |t| scrub_text(t, &mut ScrubCounts::default()).into_owned());
+                fix(text, &mut f.texts, |t| {
+                    scrub_text(t, &mut ScrubCounts::default()).into_owned()
+                });
             }
         }
         Some(5) => {
@@ -200,7 +206,13 @@ fn attributes(attrs: &mut Map<String, Value>, allow: &QueryAllowList, f: &mut Fi
     for (name, value) in attrs.iter_mut() {
         let Value::String(v) = value else { continue };
         if name.eq_ignore_ascii_case("value") {
-            fix(v, &mut f.attributes, |v| if v.is_empty() { String::new() } else { "*".into() });
+            fix(v, &mut f.attributes, |v| {
+                if v.is_empty() {
+                    String::new()
+                } else {
+                    "*".into()
+                }
+            });
         } else if is_url(name) {
             if !v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
                 fix(v, &mut f.attributes, |v| url(v, allow));
@@ -212,7 +224,9 @@ fn attributes(attrs: &mut Map<String, Value>, allow: &QueryAllowList, f: &mut Fi
                 scrub_identifier(v, &mut ScrubCounts::default()).into_owned()
             });
         } else {
-            fix(v, &mut f.attributes, |v| scrub_text(v, &mut ScrubCounts::default()).into_owned());
+            fix(v, &mut f.attributes, |v| {
+                scrub_text(v, &mut ScrubCounts::default()).into_owned()
+            });
         }
     }
 }

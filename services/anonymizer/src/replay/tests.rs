@@ -65,11 +65,34 @@ fn whatever_a_recorder_let_through_is_fixed_and_counted() {
         {"type": 6, "timestamp": 6, "data": {"plugin": "console", "payload": {"log": "ann"}}}
     ]));
     let text = out.to_string();
-    for leaked in ["ann@example.com", "bob@example.com", "4711", "1234 5678", "12/03/1985", "192.0.2.44", "hunter2", "typed secret", "Ann's account", "99887766", "123456789", "98765432", "ann:pw", "step2", "identify"] {
+    for leaked in [
+        "ann@example.com",
+        "bob@example.com",
+        "4711",
+        "1234 5678",
+        "12/03/1985",
+        "192.0.2.44",
+        "hunter2",
+        "typed secret",
+        "Ann's account",
+        "99887766",
+        "123456789",
+        "98765432",
+        "ann:pw",
+        "step2",
+        "identify",
+    ] {
         assert!(!text.contains(leaked), "{leaked} in {text}");
     }
-    assert_eq!(out.as_array().unwrap().len(), 4, "custom and plugin events dropped");
-    assert_eq!(out[0]["data"]["href"], "https://shop.example/signup?utm_source=x");
+    assert_eq!(
+        out.as_array().unwrap().len(),
+        4,
+        "custom and plugin events dropped"
+    );
+    assert_eq!(
+        out[0]["data"]["href"],
+        "https://shop.example/signup?utm_source=x"
+    );
     let div = &out[1]["data"]["node"]["childNodes"][0];
     let attrs = div["attributes"].as_object().unwrap();
     let names: Vec<&str> = attrs.keys().map(String::as_str).collect();
@@ -77,7 +100,10 @@ fn whatever_a_recorder_let_through_is_fixed_and_counted() {
     assert_eq!(attrs["value"], "*");
     assert_eq!(attrs["id"], "user-#########");
     assert_eq!(div["childNodes"][1]["textContent"], "", "comments emptied");
-    assert_eq!(div["childNodes"][2]["textContent"], ".w{width:120px}", "CSS text kept");
+    assert_eq!(
+        div["childNodes"][2]["textContent"], ".w{width:120px}",
+        "CSS text kept"
+    );
     assert_eq!(out[3]["data"]["text"], "*");
     assert_eq!(out[3]["data"]["isChecked"], false);
     assert_eq!(
@@ -112,10 +138,18 @@ fn a_batch_becomes_its_row_with_the_site_s_retention_capped_at_ninety_days() {
     assert_eq!(findings.total(), 0);
     assert_eq!(row.day, 20_790);
     assert_eq!(row.expires, 20_790 + 30);
-    assert_eq!((row.seq, row.event_count, row.bytes as usize), (2, 4, json.len()));
+    assert_eq!(
+        (row.seq, row.event_count, row.bytes as usize),
+        (2, 4, json.len())
+    );
     let mut back = String::new();
-    GzDecoder::new(row.events.as_slice()).read_to_string(&mut back).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&back).unwrap(), recorded_page());
+    GzDecoder::new(row.events.as_slice())
+        .read_to_string(&mut back)
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&back).unwrap(),
+        recorded_page()
+    );
     assert_eq!(to_row(batch(365), &allow()).unwrap().0.expires, 20_790 + 90);
     assert_eq!(to_row(batch(0), &allow()).unwrap().0.expires, 20_790 + 1);
     let mut bad = batch(30);

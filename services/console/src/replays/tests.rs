@@ -22,7 +22,7 @@ fn batches(rows: Vec<(Value, i64)>) -> Table {
 
 fn marks(rows: &[(i64, &str, &str, &str, &str)]) -> Table {
     Table {
-        columns: ["event_time_ms", "kind", "form_event", "form_key", "field_key"]
+        columns: ["at", "event_kind", "what", "form", "field"]
             .iter()
             .map(|c| (*c).to_owned())
             .collect(),
@@ -58,7 +58,13 @@ fn a_session_plays_its_pages_on_the_collector_s_clock_with_its_form_events_marke
     .unwrap();
     let seen: Vec<(i64, Value, Value)> = events
         .iter()
-        .map(|e| (e["timestamp"].as_i64().unwrap(), e["type"].clone(), e["data"]["tag"].clone()))
+        .map(|e| {
+            (
+                e["timestamp"].as_i64().unwrap(),
+                e["type"].clone(),
+                e["data"]["tag"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -83,14 +89,29 @@ fn a_session_plays_its_pages_on_the_collector_s_clock_with_its_form_events_marke
 fn a_corrupt_batch_is_refused_and_an_empty_replay_is_empty() {
     let mut table = batches(vec![(json!([]), 0)]);
     table.rows[0][0] = json!("00FF");
-    assert!(matches!(assemble(&table, &marks(&[])), Err(Unplayable::Corrupt(_))));
-    assert_eq!(assemble(&batches(vec![]), &marks(&[(1, "conversion", "", "", "")])), Ok(vec![]));
+    assert!(matches!(
+        assemble(&table, &marks(&[])),
+        Err(Unplayable::Corrupt(_))
+    ));
+    assert_eq!(
+        assemble(&batches(vec![]), &marks(&[(1, "conversion", "", "", "")])),
+        Ok(vec![])
+    );
 }
 
 #[test]
 fn session_ids_are_32_lowercase_hex_digits() {
-    assert_eq!(session_id("0123456789abcdef0123456789abcdef"), Some("0123456789abcdef0123456789abcdef"));
-    for bad in ["", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef", "../../etc/passwd0123456789abcdef", "0123456789abcdef0123456789abcdeg"] {
+    assert_eq!(
+        session_id("0123456789abcdef0123456789abcdef"),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    for bad in [
+        "",
+        "0123456789ABCDEF0123456789ABCDEF",
+        "0123456789abcdef",
+        "../../etc/passwd0123456789abcdef",
+        "0123456789abcdef0123456789abcdeg",
+    ] {
         assert_eq!(session_id(bad), None, "{bad}");
     }
 }

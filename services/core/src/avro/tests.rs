@@ -163,7 +163,10 @@ fn replay_batch_round_trips_and_is_told_from_an_event() {
         last_ms: 1_700_000_001_700,
         keep_days: 30,
         event_count: 2,
-        events_gzip: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0x8b, 0x8e, 5, 0, 0x29, 0xbb, 0x4c, 0x0d, 2, 0, 0, 0],
+        events_gzip: vec![
+            0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0x8b, 0x8e, 5, 0, 0x29, 0xbb, 0x4c, 0x0d, 2, 0, 0,
+            0,
+        ],
     };
     let bytes = codec.encode(&batch).unwrap();
     assert_eq!(codec.decode(&bytes).unwrap(), batch);

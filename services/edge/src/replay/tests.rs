@@ -45,7 +45,10 @@ fn a_snapshot_over_the_limit_becomes_a_placeholder_page_that_is_still_json() {
         parsed[1]["data"]["node"]["childNodes"][0]["childNodes"][0]["childNodes"][0]["textContent"],
         "This page was too large to record."
     );
-    assert_eq!(parsed[2]["data"]["node"]["childNodes"], serde_json::json!([]));
+    assert_eq!(
+        parsed[2]["data"]["node"]["childNodes"],
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -111,7 +114,15 @@ fn the_sample_is_the_same_for_a_visitor_all_day_and_near_the_rate_over_many() {
     assert!(in_sample("DEMO", 20_000, "192.0.2.1", ua, 1.0));
     let picked = |day: i64, rate: f64| {
         (0..20_000)
-            .filter(|i| in_sample("DEMO", day, &format!("10.0.{}.{}", i / 256, i % 256), ua, rate))
+            .filter(|i| {
+                in_sample(
+                    "DEMO",
+                    day,
+                    &format!("10.0.{}.{}", i / 256, i % 256),
+                    ua,
+                    rate,
+                )
+            })
             .count()
     };
     for rate in [0.01, 0.1, 0.5] {
@@ -140,7 +151,11 @@ fn a_site_over_its_minute_waits_for_the_next_and_other_sites_do_not() {
     assert_eq!(quota.take("DEMO", 400, 1_000, t + 1_000), Ok(()));
     assert_eq!(quota.take("DEMO", 1, 1_000, t + 45_500), Err(15));
     assert_eq!(quota.take("SHOP", 1_000, 1_000, t + 45_500), Ok(()));
-    assert_eq!(quota.take("DEMO", 1, 1_000, t + 60_000), Ok(()), "a new minute");
+    assert_eq!(
+        quota.take("DEMO", 1, 1_000, t + 60_000),
+        Ok(()),
+        "a new minute"
+    );
     // One batch over the whole quota still passes in a fresh minute, alone.
     assert_eq!(quota.take("BIG", 5_000, 1_000, t + 60_000), Ok(()));
     assert_eq!(quota.take("BIG", 1, 1_000, t + 61_000), Err(59));
