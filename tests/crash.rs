@@ -4,6 +4,8 @@
 //! delivering the same sessions to the aggregator twice must leave every view unchanged.
 //! Two sessionizer replicas share the partitions, and stopping one mid-stream changes no count.
 //! ClickHouse stopped mid-stream: the writers wait and retry, and resume by themselves.
+//! Replay batches ride along the first test: across the anonymizer's kill and a second
+//! delivery, each is stored once and every visitor's replay is joined to its session.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -102,6 +104,40 @@ async fn send_visitor(client: &reqwest::Client, url: &str, site: &str, v: usize)
             "only backpressure may refuse a valid batch"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Two replay batches of the visitor's first page (its `page_view` event's id), as a
+/// recorder sends them; retried on backpressure like events.
+async fn send_replay(client: &reqwest::Client, collector: &str, site: &str, v: usize) {
+    let now = Utc::now();
+    let page_view_id = visit(v)[0].0.clone();
+    for seq in 0..2 {
+        let t = now.timestamp_millis() + seq;
+        let body = json!({
+            "site": site, "page_view_id": page_view_id, "seq": seq, "sent_at": rfc3339(now),
+            "events": [
+                {"type": 4, "timestamp": t, "data": {"href": "https://shop.test/", "width": 1280, "height": 720}},
+                {"type": 3, "timestamp": t + 1, "data": {"source": 1, "positions": [{"x": 10, "y": 20, "id": 1, "timeOffset": 0}]}}
+            ]
+        });
+        loop {
+            let response = client
+                .post(format!("{collector}/v1/replay"))
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 202 {
+                break;
+            }
+            assert_eq!(
+                response.status(),
+                503,
+                "only backpressure may refuse a valid batch"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -226,6 +262,9 @@ async fn start(stack: &Stack, prefix: &str) -> (String, Pipeline) {
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
     let sites = sites_file(stack, &prefix.to_lowercase(), &[(&site, &[], &[])]);
+    // Every site here records replays (the file's one site is its last table).
+    let text = std::fs::read_to_string(&sites).unwrap();
+    std::fs::write(&sites, format!("{text}replay_sample = 1.0\n")).unwrap();
     let pipeline = Pipeline::start(stack, &sites, &settings()).await;
     (site, pipeline)
 }
@@ -242,8 +281,10 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
 
     for v in 0..VISITORS {
         send_visitor(&client, &url, &site, v).await;
+        send_replay(&client, &pipeline.collector_url, &site, v).await;
         match v {
-            // kill -9 while the stream flows, twice for the sessionizer.
+            // kill -9 while the stream flows, twice for the sessionizer; the anonymizer's
+            // kill stops its replay loop too.
             60 => restart(&mut pipeline, "sessionizer"),
             110 => restart(&mut pipeline, "anonymizer"),
             150 => {
@@ -279,6 +320,21 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
             all
         }
     };
+    // Every replay batch once, and every visitor's replay joined to its session.
+    let replays = format!(
+        "SELECT (SELECT count() FROM exatom.replay_batches FINAL WHERE site = '{site}'), \
+         (SELECT uniqExact(page_view_id, seq) FROM exatom.replay_batches WHERE site = '{site}'), \
+         (SELECT count() FROM exatom.v_replays WHERE site = '{site}'), \
+         (SELECT sum(bytes) FROM exatom.v_replays WHERE site = '{site}') = \
+         (SELECT sum(bytes) FROM exatom.replay_batches FINAL WHERE site = '{site}')"
+    );
+    let replays_expected = format!("{}\t{}\t{VISITORS}\t1", 2 * VISITORS, 2 * VISITORS);
+    wait_until(
+        Duration::from_secs(60),
+        "every replay batch stored",
+        || async { stack.query(&replays).await.trim() == replays_expected },
+    )
+    .await;
     let form_rows = format!("SELECT count() FROM exatom.form_sessions FINAL WHERE site = '{site}'");
     wait_until(Duration::from_secs(60), "aggregator caught up", || async {
         stack.query(&form_rows).await.trim() == expected.len().to_string()
@@ -331,6 +387,35 @@ async fn killed_mid_stream_the_pipeline_still_counts_every_session_once() {
         before,
         "a second delivery changed the figures"
     );
+    // The replay batches delivered a second time: stored once still.
+    let ours: BTreeSet<Vec<u8>> = (0..VISITORS)
+        .map(|v| visit(v)[0].0.clone().into_bytes())
+        .collect();
+    let replay_records: Vec<_> = stack
+        .topic_records("exatom.replay")
+        .into_iter()
+        .filter(|(key, _)| ours.contains(key))
+        .collect();
+    assert!(replay_records.len() >= 2 * VISITORS);
+    let anonymizer_metrics = format!(
+        "http://127.0.0.1:{}/metrics",
+        pipeline.admin_ports["anonymizer"]
+    );
+    let stored = || {
+        metric(
+            &anonymizer_metrics,
+            "exatom_anonymizer_replay_batches_stored_total",
+        )
+    };
+    let stored_before = stored().await;
+    stack.redeliver("exatom.replay", &replay_records).await;
+    wait_until(
+        Duration::from_secs(60),
+        "replay duplicates written",
+        || async { stored().await >= stored_before + replay_records.len() as f64 },
+    )
+    .await;
+    assert_eq!(stack.query(&replays).await.trim(), replays_expected);
 
     // Nothing the anonymizer read was lost across its kill: every event id is in exatom.anon.
     let anon_ids: BTreeSet<String> = stack
