@@ -11,12 +11,12 @@ use crate::world::World;
 
 const OWNER_PASSWORD: &str = "owner-pass-7";
 
-pub(crate) async fn owner_sees_the_visit_live_then_its_form() {
-    let world = World::start("browser-console").await;
+/// A console for the world's site, its owner logged in in the browser, as a person does.
+pub(crate) async fn logged_in_owner(world: &World, name: &str) -> Console {
     let registry = std::fs::read_to_string(&world.sites).unwrap();
     let console = Console::start(
         &world.stack,
-        "browser",
+        name,
         &registry,
         &[ConsoleUser {
             name: "owner",
@@ -29,15 +29,20 @@ pub(crate) async fn owner_sees_the_visit_live_then_its_form() {
     )
     .await;
     let b = &world.browser;
-    let site = &world.site;
-
-    // Log in, as a person does.
     b.open(&format!("{}/", console.url), "input[name=user]")
         .await;
     b.type_into("input[name=user]", "owner").await;
     b.type_into("input[name=password]", OWNER_PASSWORD).await;
     b.click("main.login button").await;
     b.find("table#forms").await;
+    console
+}
+
+pub(crate) async fn owner_sees_the_visit_live_then_its_form() {
+    let world = World::start("browser-console").await;
+    let console = logged_in_owner(&world, "browser").await;
+    let b = &world.browser;
+    let site = &world.site;
     let console_tab = b.client.window().await.unwrap();
 
     // The demo form, in a tab of its own.

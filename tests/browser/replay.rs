@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use exatom_e2e::{wait_until, Console, ConsoleUser};
+use exatom_e2e::wait_until;
 use serde_json::Value;
 
 use crate::recorder::Exchange;
@@ -30,8 +30,6 @@ const PAGE_SECRETS: [&str; 15] = [
     "31/12/2026",
     "Pro, 12 months",
 ];
-
-const OWNER_PASSWORD: &str = "owner-pass-8";
 
 /// A replay batch a request carried, as the browser sent it (gzipped or not).
 fn replay_batch(x: &Exchange) -> Option<Value> {
@@ -261,26 +259,7 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
 
     // The site's owner watches it in the console: the Replays page lists the session, its
     // player plays the first page with digits as # and the form's labels.
-    let console = Console::start(
-        &world.stack,
-        "replay",
-        &std::fs::read_to_string(&world.sites).unwrap(),
-        &[ConsoleUser {
-            name: "owner",
-            password: OWNER_PASSWORD,
-            sites: &[&world.site],
-            admin: false,
-            token: None,
-        }],
-        &[],
-    )
-    .await;
-    b.open(&format!("{}/", console.url), "input[name=user]")
-        .await;
-    b.type_into("input[name=user]", "owner").await;
-    b.type_into("input[name=password]", OWNER_PASSWORD).await;
-    b.click("main.login button").await;
-    b.find("table#forms").await;
+    let console = crate::console::logged_in_owner(&world, "replay").await;
     b.open(
         &format!("{}/sites/{}/replays", console.url, world.site),
         "table#replays",

@@ -98,34 +98,11 @@ async fn handle(
     body: Body,
 ) -> Response {
     let cfg = &state.config;
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = client_address(peer, forwarded, &state.trusted);
     let now = exatom_core::time::now_ms();
-    let limited = state
-        .limiter
-        .lock()
-        .map(|mut l| l.take(client, now))
-        .unwrap_or(Ok(()));
-    if let Err(wait) = limited {
-        state.metrics.rate_limited.inc();
-        return with_retry_after(
-            error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests from this client address",
-            ),
-            wait,
-        );
-    }
-
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-        if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/json or text/plain",
-            );
-        }
-    }
+    let client = match admit_client(state, peer, headers, now) {
+        Ok(client) => client,
+        Err(refused) => return *refused,
+    };
     let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
         None | Some(b"identity") => false,
         Some(b"gzip") => true,
@@ -212,6 +189,44 @@ async fn handle(
         axum::Json(json!({"accepted": validated.events.len(), "rejected": rejected})),
     )
         .into_response()
+}
+
+/// The client address behind trusted proxies, once it is within its token bucket (events and
+/// replay share it: a client flooding one spends its own budget, nobody else's) and the
+/// body's type is one a browser sends: else the 429 or 415 to answer.
+pub(crate) fn admit_client(
+    state: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<IpAddr, Box<Response>> {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = client_address(peer, forwarded, &state.trusted);
+    let limited = state
+        .limiter
+        .lock()
+        .map(|mut l| l.take(client, now))
+        .unwrap_or(Ok(()));
+    if let Err(wait) = limited {
+        state.metrics.rate_limited.inc();
+        return Err(Box::new(with_retry_after(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this client address",
+            ),
+            wait,
+        )));
+    }
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
+            return Err(Box::new(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json or text/plain",
+            )));
+        }
+    }
+    Ok(client)
 }
 
 /// Reads at most `limit` bytes (as sent) within the request timeout.

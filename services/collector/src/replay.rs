@@ -135,33 +135,9 @@ async fn handle(
     body: Body,
 ) -> Response {
     let cfg = &state.config;
-    let client = client_of(state, peer, headers);
     let now = exatom_core::time::now_ms();
-    // One bucket per client address for events and replay alike: a client flooding
-    // replay spends its own budget, nobody else's.
-    let limited = state
-        .limiter
-        .lock()
-        .map(|mut l| l.take(client, now))
-        .unwrap_or(Ok(()));
-    if let Err(wait) = limited {
-        state.metrics.rate_limited.inc();
-        return with_retry_after(
-            error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests from this client address",
-            ),
-            wait,
-        );
-    }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-        if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/json or text/plain",
-            );
-        }
+    if let Err(refused) = crate::http::admit_client(state, peer, headers, now) {
+        return *refused;
     }
     let limits = Limits {
         max_body_bytes: cfg.limits.max_replay_body_bytes,

@@ -157,6 +157,34 @@ pub async fn list(
     Ok(Html(pages::framed(frame, "Replays", "", &body)).into_response())
 }
 
+/// A session's route, checked: the viewer holds the site, and the session id has the
+/// sessionizer's shape.
+fn opened(
+    state: &Console,
+    headers: &HeaderMap,
+    route: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+    audience: Audience,
+) -> Result<
+    (
+        String,
+        String,
+        crate::http::Viewer,
+        Arc<exatom_edge::sites::Registry>,
+    ),
+    Failure,
+> {
+    let (site, session) = path::<(String, String)>(route, audience)?;
+    let (viewer, registry) = authorize(state, headers, Some(&site), audience)?;
+    if session_id(&session).is_none() {
+        return Err(Failure::new(refuse(
+            audience,
+            StatusCode::NOT_FOUND,
+            "no such session: a session id is 32 hex digits",
+        )));
+    }
+    Ok((site, session, viewer, registry))
+}
+
 /// Marks the answer as the player's, whose recorded pages need inline styles: the console's
 /// policy lets them in for this page alone (scripts stay the console's own).
 #[derive(Debug, Clone, Copy)]
@@ -170,15 +198,8 @@ pub async fn player(
 ) -> Response {
     let audience = Audience::Page;
     let answer = (|| {
-        let (site, session) = path::<(String, String)>(route, audience)?;
-        let (viewer, registry) = authorize(&state, &headers, Some(&site), audience)?;
-        let session = session_id(&session).ok_or_else(|| {
-            Failure::new(refuse(
-                audience,
-                StatusCode::NOT_FOUND,
-                "no such session: a session id is 32 hex digits",
-            ))
-        })?;
+        let (site, session, viewer, registry) = opened(&state, &headers, route, audience)?;
+        let session = session.as_str();
         let sites = viewer.sites(&registry);
         let csrf = viewer
             .cookie
@@ -236,15 +257,8 @@ pub async fn events(
 ) -> Response {
     let audience = Audience::Api;
     let answer = async {
-        let (site, session) = path::<(String, String)>(route, audience)?;
-        let (viewer, _) = authorize(&state, &headers, Some(&site), audience)?;
-        let session = session_id(&session).ok_or_else(|| {
-            Failure::new(refuse(
-                audience,
-                StatusCode::NOT_FOUND,
-                "no such session: a session id is 32 hex digits",
-            ))
-        })?;
+        let (site, session, viewer, _) = opened(&state, &headers, route, audience)?;
+        let session = session.as_str();
         let figures = state.figures.for_viewer(&viewer.name);
         let (batches, marks) = figures
             .replay_parts(&site, session)
