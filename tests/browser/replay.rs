@@ -179,6 +179,21 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         },
     )
     .await;
+    // What this visit's replay weighs (BENCHMARKS.md, "Session replay"): written beside the
+    // screenshots, not asserted.
+    let weight = world
+        .query("SELECT count(), sum(bytes), sum(length(events)), max(last_ms) - min(first_ms) FROM exatom.replay_batches FINAL WHERE site = '{site}'")
+        .await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("target/test-screenshots");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("replay-weight.tsv"),
+        format!("batches\tjson_bytes\tgzip_bytes\trecorded_ms\n{weight}\n"),
+    )
+    .unwrap();
     world.wait_all_stored().await;
     let listed = "SELECT pages, forms_started, converted, bytes > 0 FROM exatom.v_replays WHERE site = '{site}'";
     wait_until(
