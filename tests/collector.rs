@@ -8,6 +8,8 @@
 mod bad_input;
 #[path = "collector/operations.rs"]
 mod operations;
+#[path = "collector/replay.rs"]
+mod replay;
 #[path = "collector/support.rs"]
 mod support;
 

@@ -139,8 +139,11 @@ async fn handle(
     if let Err(refused) = crate::http::admit_client(state, peer, headers, now) {
         return *refused;
     }
+    // A page's DOM as rrweb's JSON compresses 20 to well over 100 times: a replay body is
+    // held to its decompressed size alone (and counts against the site's minute as such).
     let limits = Limits {
         max_body_bytes: cfg.limits.max_replay_body_bytes,
+        max_compression_ratio: usize::MAX,
         ..cfg.limits.clone()
     };
     let raw = match read_body(body, cfg, limits.max_body_bytes).await {
