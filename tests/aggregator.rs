@@ -553,6 +553,16 @@ async fn event_data_past_ninety_days_goes_and_reporting_data_stays_on_the_packag
         }
     };
     assert_eq!(ages(EVENT_DATA[0]).await, "[0,90,91,100,400]");
+    // Replays of a site keeping them fewer days: the one whose `expires` has come goes.
+    let replays = format!("{site}R");
+    in_exatom(
+        &stack,
+        &format!(
+            "INSERT INTO replay_batches (site, day, page_view_id, expires) VALUES \
+             ('{replays}', today() - 10, 'gone', today()), ('{replays}', today() - 10, 'kept', today() + 1)"
+        ),
+    )
+    .await;
 
     // The aggregator's retention task runs when it starts.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -582,6 +592,15 @@ async fn event_data_past_ninety_days_goes_and_reporting_data_stays_on_the_packag
     for table in REPORTING_DATA {
         assert_eq!(ages(table).await, "[0,90,91,100,400]", "{table}");
     }
+    let replays_left = format!(
+        "SELECT groupArray(page_view_id) FROM exatom.replay_batches WHERE site = '{replays}'"
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the expired replay deleted",
+        || async { stack.query(&replays_left).await.trim() == "['kept']" },
+    )
+    .await;
     // The views over reporting data answer for the day 400 days ago.
     for view in ["v_form_daily", "v_field_daily", "v_conversions_daily"] {
         let rows = stack

@@ -154,19 +154,21 @@ impl Warehouse {
         if self.mutations_running(&stored).await? {
             return Ok(0);
         }
-        let day = format!("toDate('{}')", today.format("%Y-%m-%d"));
+        // A row without an expiry (the Date default, 1970-01-01) has only the 90 days.
+        let expired = format!(
+            "expires <= toDate('{}') AND expires > toDate('1970-01-01')",
+            today.format("%Y-%m-%d")
+        );
         let rows: u64 = self
             .client
             .query(&format!(
-                "SELECT count() FROM replay_batches WHERE expires <= {day}"
+                "SELECT count() FROM replay_batches WHERE {expired}"
             ))
             .fetch_one()
             .await?;
         if rows > 0 {
             self.client
-                .query(&format!(
-                    "ALTER TABLE {target} DELETE WHERE expires <= {day}"
-                ))
+                .query(&format!("ALTER TABLE {target} DELETE WHERE {expired}"))
                 .execute()
                 .await?;
         }
