@@ -40,6 +40,9 @@ pub struct CollectorConfig {
     /// Replay batches waiting for the broker above which replay requests get 503. Replay
     /// has a producer of its own: a flood of it never queues ahead of events.
     pub max_queue_replay_batches: usize,
+    /// Replay requests in progress at once (each may hold a body of `max_replay_body_bytes`);
+    /// more get 503 at once.
+    pub max_replay_requests: usize,
     /// Site whose demo pages are served under `/demo/`; empty serves no demo.
     #[serde(deserialize_with = "crate::assets::demo_site")]
     pub demo_site: String,
@@ -62,6 +65,7 @@ impl Default for CollectorConfig {
             retry_after_s: 5,
             replay_site_bytes_per_minute: 64 * 1024 * 1024,
             max_queue_replay_batches: 1_000,
+            max_replay_requests: 64,
             demo_site: String::new(),
         }
     }

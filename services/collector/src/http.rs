@@ -76,18 +76,32 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let origin = headers
+    let origin = origin_of(&headers);
+    let response = handle(&state, peer.ip(), &headers, origin.as_deref(), body).await;
+    answer(&state, "/v1/events", origin.as_deref(), response)
+}
+
+/// The request's `Origin`, when it is readable.
+pub(crate) fn origin_of(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let response = handle(&state, peer.ip(), &headers, origin.as_deref(), body).await;
-    let status = response.status();
+        .map(str::to_owned)
+}
+
+/// Every answer of a browser route, as it leaves: counted by route and status, with CORS.
+pub(crate) fn answer(
+    state: &AppState,
+    route: &str,
+    origin: Option<&str>,
+    response: Response,
+) -> Response {
     state
         .metrics
         .requests
-        .with_label_values(&["/v1/events", status.as_str()])
+        .with_label_values(&[route, response.status().as_str()])
         .inc();
-    with_cors(&state, origin.as_deref(), response)
+    with_cors(state, origin, response)
 }
 
 async fn handle(
@@ -257,19 +271,19 @@ pub(crate) async fn read_body(
     }
 }
 
-pub(crate) fn batch_error(e: BatchError) -> Response {
-    let status = match e {
+pub(crate) fn batch_status(e: &BatchError) -> StatusCode {
+    match e {
         BatchError::TooLarge(_) | BatchError::CompressionBomb(_) => StatusCode::PAYLOAD_TOO_LARGE,
         BatchError::Malformed(_) | BatchError::BadGzip(_) => StatusCode::BAD_REQUEST,
-    };
-    error(status, e.to_string())
+    }
+}
+
+fn batch_error(e: BatchError) -> Response {
+    error(batch_status(&e), e.to_string())
 }
 
 async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let origin = origin_of(&headers);
     let allowed = origin
         .as_deref()
         .is_some_and(|o| state.registry.current().any_site_allows(o));
@@ -289,19 +303,10 @@ async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     } else {
         error(StatusCode::FORBIDDEN, "origin is not allowed for any site")
     };
-    state
-        .metrics
-        .requests
-        .with_label_values(&["/v1/events", response.status().as_str()])
-        .inc();
-    with_cors(&state, origin.as_deref(), response)
+    answer(&state, "/v1/events", origin.as_deref(), response)
 }
 
-pub(crate) fn with_cors(
-    state: &AppState,
-    origin: Option<&str>,
-    mut response: Response,
-) -> Response {
+fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response) -> Response {
     let Some(origin) = origin else {
         return response;
     };

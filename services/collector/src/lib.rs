@@ -50,6 +50,7 @@ pub async fn run(config: CollectorConfig) -> anyhow::Result<()> {
         replay: replay::Replay::new(
             &config.endpoints.kafka_brokers,
             config.max_queue_replay_batches,
+            config.max_replay_requests,
         )?,
         metrics: metrics.clone(),
         config: config.clone(),

@@ -25,9 +25,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::assets::Asset;
-use crate::http::{error, read_body, with_cors, with_retry_after, AppState};
+use crate::http::{answer, error, origin_of, read_body, with_retry_after, AppState};
 
 /// The recorder as served: built from `tags/src` by `tags/build.sh` (rrweb bundled).
 pub const REPLAY_JS: &str = include_str!("../../../tags/dist/replay.js");
@@ -47,6 +48,10 @@ pub struct Replay {
     /// Nothing, for a visitor outside the sample.
     not_picked: Asset,
     quota: Mutex<SiteQuota>,
+    /// Requests between their admission and their answer (`max_replay_requests`).
+    in_progress: Arc<Semaphore>,
+    /// Batches in their CPU part at once: half the cores, so the events keep the rest.
+    cpu: Semaphore,
 }
 
 impl std::fmt::Debug for Replay {
@@ -56,7 +61,12 @@ impl std::fmt::Debug for Replay {
 }
 
 impl Replay {
-    pub fn new(brokers: &str, max_queue_batches: usize) -> Result<Self, KafkaError> {
+    pub fn new(
+        brokers: &str,
+        max_queue_batches: usize,
+        max_requests: usize,
+    ) -> Result<Self, KafkaError> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let queue = u32::try_from(max_queue_batches.saturating_mul(2)).unwrap_or(u32::MAX);
         Ok(Replay {
             producer: kafka::producer(brokers, queue)?,
@@ -65,6 +75,8 @@ impl Replay {
             off: Asset::new(JS, "no-cache", Vec::new()),
             not_picked: Asset::new(JS, "private, no-cache", Vec::new()),
             quota: Mutex::new(SiteQuota::default()),
+            in_progress: Arc::new(Semaphore::new(max_requests)),
+            cpu: Semaphore::new((cores / 2).max(1)),
         })
     }
 
@@ -114,21 +126,13 @@ pub async fn post_replay(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let origin = origin_of(&headers);
     let response = handle(&state, peer.ip(), &headers, origin.as_deref(), body).await;
-    state
-        .metrics
-        .requests
-        .with_label_values(&["/v1/replay", response.status().as_str()])
-        .inc();
-    with_cors(&state, origin.as_deref(), response)
+    answer(&state, "/v1/replay", origin.as_deref(), response)
 }
 
 async fn handle(
-    state: &AppState,
+    state: &Arc<AppState>,
     peer: IpAddr,
     headers: &HeaderMap,
     origin: Option<&str>,
@@ -139,14 +143,18 @@ async fn handle(
     if let Err(refused) = crate::http::admit_client(state, peer, headers, now) {
         return *refused;
     }
-    // A page's DOM as rrweb's JSON compresses 20 to well over 100 times: a replay body is
-    // held to its decompressed size alone (and counts against the site's minute as such).
-    let limits = Limits {
-        max_body_bytes: cfg.limits.max_replay_body_bytes,
-        max_compression_ratio: usize::MAX,
-        ..cfg.limits.clone()
+    // Each request in progress may hold a body of the largest size: their number is bounded,
+    // and over it the answer is a 503 at once rather than a queue of bodies in memory.
+    let Ok(_in_progress) = state.replay.in_progress.clone().try_acquire_owned() else {
+        return with_retry_after(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many replay batches in progress; retry later",
+            ),
+            cfg.retry_after_s,
+        );
     };
-    let raw = match read_body(body, cfg, limits.max_body_bytes).await {
+    let raw = match read_body(body, cfg, cfg.limits.max_replay_body_bytes).await {
         Ok(raw) => raw,
         Err(response) => return response,
     };
@@ -156,61 +164,32 @@ async fn handle(
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes() == b"gzip")
         || raw.starts_with(&[0x1f, 0x8b]);
-    let decoded = match body::decode(&raw, gzip, &limits) {
-        Ok(decoded) => decoded,
-        Err(e) => return crate::http::batch_error(e),
+    // Decompressing, checking and compressing a batch again is up to tens of milliseconds of
+    // CPU: it runs off the async workers that serve the events, a few at a time.
+    let Ok(cpu) = state.replay.cpu.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping");
     };
-    let batch = match replay::check(&decoded, &limits) {
-        Ok(batch) => batch,
-        Err(e @ (ReplayError::PageSpent(_) | ReplayError::TooManyEvents(_))) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-        }
-        Err(e @ ReplayError::Malformed(_)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    let prepared = {
+        let (state, origin) = (Arc::clone(state), origin.map(str::to_owned));
+        tokio::task::spawn_blocking(move || prepare(&state, &raw, gzip, origin.as_deref(), now))
+            .await
     };
-    let registry = state.registry.current();
-    let keep_days = match registry.admit(&batch.site, origin) {
-        Ok(site) if site.replay_sample > 0.0 => site.replay_days(),
-        Ok(_) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("site `{}` does not record replays", batch.site),
-            )
-        }
-        Err(refusal @ (Refusal::UnknownSite(_) | Refusal::OriginNotAllowed(_))) => {
-            return error(StatusCode::FORBIDDEN, refusal.to_string())
-        }
+    drop(cpu);
+    let record = match prepared {
+        Ok(Ok(record)) => record,
+        Ok(Err(refused)) => return refused.into_response(),
+        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping"),
     };
-    let taken = state.replay.quota.lock().map_or(Ok(()), |mut q| {
-        q.take(
-            &batch.site,
-            batch.events.len() as u64,
-            cfg.replay_site_bytes_per_minute,
-            now,
-        )
-    });
-    if let Err(wait) = taken {
-        return with_retry_after(
-            error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "site `{}` is over its replay bytes for this minute",
-                    batch.site
-                ),
-            ),
-            wait,
-        );
-    }
-    let json_bytes = batch.events.len() as u64;
-    let (events, replaced) = (batch.event_count, batch.snapshots_replaced);
-    match produce(state, batch, keep_days, now).await {
+    match produce(state, &record).await {
         Ok(()) => {
             let m = &state.metrics;
             m.replay_batches_accepted.inc();
-            m.replay_bytes_accepted.inc_by(json_bytes);
-            m.replay_snapshots_replaced.inc_by(replaced as u64);
+            m.replay_bytes_accepted.inc_by(record.json_bytes);
+            m.replay_snapshots_replaced
+                .inc_by(record.snapshots_replaced as u64);
             (
                 StatusCode::ACCEPTED,
-                axum::Json(json!({"accepted": events, "snapshots_replaced": replaced})),
+                axum::Json(json!({"accepted": record.events, "snapshots_replaced": record.snapshots_replaced})),
             )
                 .into_response()
         }
@@ -231,19 +210,132 @@ async fn handle(
     }
 }
 
+/// A batch ready for the broker, and what its answer and metrics say of it.
+struct Prepared {
+    page_view_id: String,
+    payload: Vec<u8>,
+    events: usize,
+    snapshots_replaced: usize,
+    json_bytes: u64,
+}
+
+/// Why a batch is not taken: its answer's status and message, and for a 429 when to come back.
+struct Refused {
+    status: StatusCode,
+    message: String,
+    retry_after_s: Option<u64>,
+}
+
+impl Refused {
+    fn new(status: StatusCode, message: impl ToString) -> Self {
+        Refused {
+            status,
+            message: message.to_string(),
+            retry_after_s: None,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let response = error(self.status, self.message);
+        match self.retry_after_s {
+            Some(seconds) => with_retry_after(response, seconds),
+            None => response,
+        }
+    }
+}
+
+/// The CPU part of a batch: decoded, checked, admitted for its site and within its minute,
+/// compressed and encoded as `exatom.replay`'s record.
+fn prepare(
+    state: &AppState,
+    raw: &[u8],
+    gzip: bool,
+    origin: Option<&str>,
+    now: i64,
+) -> Result<Prepared, Refused> {
+    let cfg = &state.config;
+    // A page's DOM as rrweb's JSON compresses 20 to well over 100 times: a replay body is
+    // held to its decompressed size alone (and counts against the site's minute as such).
+    let limits = Limits {
+        max_body_bytes: cfg.limits.max_replay_body_bytes,
+        max_compression_ratio: usize::MAX,
+        ..cfg.limits.clone()
+    };
+    let decoded = body::decode(raw, gzip, &limits)
+        .map_err(|e| Refused::new(crate::http::batch_status(&e), e))?;
+    let batch = replay::check(&decoded, &limits).map_err(|e| {
+        let status = match e {
+            ReplayError::PageSpent(_) | ReplayError::TooManyEvents(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ReplayError::Malformed(_) => StatusCode::BAD_REQUEST,
+        };
+        Refused::new(status, e)
+    })?;
+    let registry = state.registry.current();
+    let keep_days = match registry.admit(&batch.site, origin) {
+        Ok(site) if site.replay_sample > 0.0 => site.replay_days(),
+        Ok(_) => {
+            return Err(Refused::new(
+                StatusCode::FORBIDDEN,
+                format!("site `{}` does not record replays", batch.site),
+            ))
+        }
+        Err(refusal @ (Refusal::UnknownSite(_) | Refusal::OriginNotAllowed(_))) => {
+            return Err(Refused::new(StatusCode::FORBIDDEN, refusal))
+        }
+    };
+    let json_bytes = batch.events.len() as u64;
+    let taken = state.replay.quota.lock().map_or(Ok(()), |mut q| {
+        q.take(
+            &batch.site,
+            json_bytes,
+            cfg.replay_site_bytes_per_minute,
+            now,
+        )
+    });
+    if let Err(wait) = taken {
+        return Err(Refused {
+            retry_after_s: Some(wait),
+            ..Refused::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "site `{}` is over its replay bytes for this minute",
+                    batch.site
+                ),
+            )
+        });
+    }
+    let (events, snapshots_replaced) = (batch.event_count, batch.snapshots_replaced);
+    let unavailable = |e: String| {
+        Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot take replay now ({e}); retry later"),
+        )
+    };
+    let record = to_record(batch, keep_days, now).map_err(|e| unavailable(e.to_string()))?;
+    let payload = state
+        .replay
+        .codec
+        .encode(&record)
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok(Prepared {
+        page_view_id: record.page_view_id,
+        payload,
+        events,
+        snapshots_replaced,
+        json_bytes,
+    })
+}
+
 enum Produce {
     TooLarge,
     Unavailable(String),
 }
 
-/// Gzips the events, produces the batch keyed by its page view (a page's batches stay on
-/// one partition, in order) and waits for the broker's acknowledgement.
-async fn produce(
-    state: &AppState,
-    batch: replay::CheckedBatch,
-    keep_days: u16,
-    now: i64,
-) -> Result<(), Produce> {
+/// Produces the batch keyed by its page view (a page's batches stay on one partition, in
+/// order) and waits for the broker's acknowledgement.
+async fn produce(state: &AppState, record: &Prepared) -> Result<(), Produce> {
     let replay = &state.replay;
     let queued = usize::try_from(replay.producer.in_flight_count()).unwrap_or(0);
     if queued >= state.config.max_queue_replay_batches {
@@ -251,33 +343,12 @@ async fn produce(
             "the replay producer queue is full".into(),
         ));
     }
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::new(3));
-    let events_gzip = gz
-        .write_all(batch.events.as_bytes())
-        .and_then(|()| gz.finish())
-        .map_err(|e| Produce::Unavailable(e.to_string()))?;
-    let record = ReplayBatch {
-        site: batch.site,
-        page_view_id: batch.page_view_id,
-        seq: i32::try_from(batch.seq).unwrap_or(i32::MAX),
-        received_ms: now,
-        skew_ms: now - batch.sent_at_ms,
-        first_ms: batch.first_ms,
-        last_ms: batch.last_ms,
-        keep_days: i32::from(keep_days),
-        event_count: i32::try_from(batch.event_count).unwrap_or(i32::MAX),
-        events_gzip,
-    };
-    let payload = replay
-        .codec
-        .encode(&record)
-        .map_err(|e| Produce::Unavailable(e.to_string()))?;
     let delivery = replay
         .producer
         .send_result(
             FutureRecord::to(REPLAY_TOPIC)
                 .key(&record.page_view_id)
-                .payload(&payload),
+                .payload(&record.payload),
         )
         .map_err(|(e, _)| refused(e))?;
     let timeout = Duration::from_millis(state.config.delivery_timeout_ms);
@@ -289,6 +360,29 @@ async fn produce(
         Ok(Ok(Err((e, _)))) => Err(refused(e)),
         Ok(Ok(Ok(_))) => Ok(()),
     }
+}
+
+/// The record of `exatom.replay` a checked batch becomes: its events gzipped as they go
+/// (the broker, the anonymizer and the table all keep them so).
+pub fn to_record(
+    batch: replay::CheckedBatch,
+    keep_days: u16,
+    now: i64,
+) -> std::io::Result<ReplayBatch> {
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::new(3));
+    gz.write_all(batch.events.as_bytes())?;
+    Ok(ReplayBatch {
+        site: batch.site,
+        page_view_id: batch.page_view_id,
+        seq: i32::try_from(batch.seq).unwrap_or(i32::MAX),
+        received_ms: now,
+        skew_ms: now - batch.sent_at_ms,
+        first_ms: batch.first_ms,
+        last_ms: batch.last_ms,
+        keep_days: i32::from(keep_days),
+        event_count: i32::try_from(batch.event_count).unwrap_or(i32::MAX),
+        events_gzip: gz.finish()?,
+    })
 }
 
 fn refused(e: KafkaError) -> Produce {

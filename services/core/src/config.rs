@@ -68,6 +68,7 @@ pub const SETTINGS: &[Setting] = settings![
     "max_replay_batches_per_page": &["collector"],
     "replay_site_bytes_per_minute": &["collector"],
     "max_queue_replay_batches": &["collector"],
+    "max_replay_requests": &["collector"],
     "max_queue_events": &["collector"],
     "delivery_timeout_ms": &["collector"],
     "request_timeout_ms": &["collector"],
