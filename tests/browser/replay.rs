@@ -194,6 +194,21 @@ pub(crate) async fn a_recorded_visit_plays_its_pages_in_order_and_nothing_typed_
         format!("batches\tjson_bytes\tgzip_bytes\trecorded_ms\n{weight}\n"),
     )
     .unwrap();
+    // And the visit itself, as the browser sent it (already scrubbed): the replay load tool
+    // replays such a visit (`benches/load/replay_visit.json` is one of these files).
+    let visit: Vec<Vec<Value>> = views
+        .iter()
+        .map(|view| {
+            let mut batches = pages[view].clone();
+            batches.sort_by_key(|b| b["seq"].as_u64());
+            batches
+        })
+        .collect();
+    std::fs::write(
+        root.join("replay-visit.json"),
+        serde_json::to_vec(&visit).unwrap(),
+    )
+    .unwrap();
     world.wait_all_stored().await;
     let listed = "SELECT pages, forms_started, converted, bytes > 0 FROM exatom.v_replays WHERE site = '{site}'";
     wait_until(
