@@ -36,6 +36,7 @@ help:
 	@echo "make bench   criterion benchmarks of the hot paths"
 	@echo "make bench-collector   the collector under load on one core, with its ceilings"
 	@echo "make bench-chain       the whole chain under sustained load and a burst, with its ceilings"
+	@echo "make bench-replay      session replay through the collector and the anonymizer, with its ceilings"
 	@echo "make fuzz    fuzz the collector's body decoder for 60 s (installs cargo-fuzz if missing)"
 	@echo "make test-fresh   a fresh clone with an empty cargo cache: make run, then make test, timed"
 	@echo "make run CLUSTER=1   the same on a local ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas)"
@@ -148,6 +149,12 @@ bench-collector:
 .PHONY: bench-chain
 bench-chain:
 	benches/load/chain.sh
+
+# Session replay: a recorded visit sent again BENCH_VISITS times, stored, with the broker's and
+# ClickHouse's ceilings in the same run.
+.PHONY: bench-replay
+bench-replay:
+	benches/load/replay.sh
 
 # The dashboard query pack on a year of synthetic rollups, against a running ClickHouse
 # ($EXATOM_CLICKHOUSE_URL, default the `make run` stack); uses its own database exatom_bench.

@@ -1,7 +1,9 @@
 //! Fixtures for the benchmarks: realistic batches and records, built once, and the visitor
-//! journeys of the whole-chain load run (`journeys`).
+//! journeys of the whole-chain load run (`journeys`), a recorded visit's replay (`replay`).
 
 pub mod journeys;
+pub mod measure;
+pub mod replay;
 
 use anyhow::{bail, Context};
 use exatom_collector::encoder::{partition_key, RawEncoder};

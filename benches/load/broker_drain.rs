@@ -2,11 +2,13 @@
 //! service's consumer drains them, whether a fetch costs more when more is waiting, and how
 //! long a consumer restarted in the middle waits for its first record.
 //!
-//!   broker-drain BROKERS RECORDS [PARTITIONS]
+//!   broker-drain BROKERS RECORDS [PARTITIONS [KIND]]
 //!
 //! 1. Creates a topic of its own (`exatom.bench-drain-<random>`, PARTITIONS, default 3) and
-//!    produces RECORDS of the collector's `exatom.raw` records (real sizes, keys of 10 000
-//!    visitors) with the services' producer settings, as fast as the broker acknowledges.
+//!    produces RECORDS of the collector's records with the services' producer settings, as
+//!    fast as the broker acknowledges: KIND `raw` (the default), `exatom.raw`'s (real sizes,
+//!    keys of 10 000 visitors); `replay`, `exatom.replay`'s (the recorded visit of
+//!    `exatom_benches::replay`, keyed by page view, 1 000 visits).
 //! 2. Drains it with the services' consumer settings and batches (`consume::Source`, 2 000
 //!    records), from the beginning, in a consumer group; at half it commits, closes, and a
 //!    new consumer of the same group takes over, as a restarted service does.
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use exatom_benches::collector_request;
+use exatom_benches::{collector_request, replay};
 use exatom_plumbing::consume::{KafkaSource, Source};
 use exatom_plumbing::kafka::{self, TopicSpec};
 use rdkafka::message::Message;
@@ -30,10 +32,40 @@ use rdkafka::producer::FutureRecord;
 const IN_FLIGHT: usize = 50_000;
 const VISITORS: usize = 10_000;
 
-async fn produce(brokers: &str, topic: &'static str, records: usize) -> anyhow::Result<f64> {
-    let request = collector_request()?;
+/// The records to produce, in turn: the collector's, with their keys.
+fn kind_records(kind: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    match kind {
+        "raw" => {
+            let request = collector_request()?;
+            Ok((0..VISITORS)
+                .map(|v| {
+                    let payload = &request.payloads[v % request.payloads.len()];
+                    (format!("DEMO:{v:016x}"), payload.clone())
+                })
+                .collect())
+        }
+        "replay" => {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(replay::VISIT);
+            let visit = replay::Visit::load(&path)?;
+            let mut records = Vec::new();
+            for _ in 0..1_000 {
+                records.extend(visit.records("DEMO")?);
+            }
+            Ok(records)
+        }
+        other => bail!("KIND is raw or replay, not {other}"),
+    }
+}
+
+async fn produce(
+    brokers: &str,
+    topic: &'static str,
+    records: usize,
+    kind: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let cycle = kind_records(kind)?;
     let producer = kafka::producer(brokers, 2 * IN_FLIGHT as u32)?;
-    let keys: Vec<String> = (0..VISITORS).map(|v| format!("DEMO:{v:016x}")).collect();
+    let mut bytes = 0;
     let started = Instant::now();
     let mut pending = std::collections::VecDeque::with_capacity(IN_FLIGHT);
     for i in 0..records {
@@ -41,9 +73,9 @@ async fn produce(brokers: &str, topic: &'static str, records: usize) -> anyhow::
             let delivery: rdkafka::producer::DeliveryFuture = pending.pop_front().expect("full");
             delivery.await?.map_err(|(e, _)| e)?;
         }
-        let record = FutureRecord::to(topic)
-            .key(&keys[i % VISITORS])
-            .payload(&request.payloads[i % request.payloads.len()]);
+        let (key, payload) = &cycle[i % cycle.len()];
+        bytes += payload.len();
+        let record = FutureRecord::to(topic).key(key).payload(payload);
         match producer.send_result(record) {
             Ok(delivery) => pending.push_back(delivery),
             Err((e, _)) => bail!("enqueueing a record: {e}"),
@@ -52,7 +84,8 @@ async fn produce(brokers: &str, topic: &'static str, records: usize) -> anyhow::
     for delivery in pending {
         delivery.await?.map_err(|(e, _)| e)?;
     }
-    Ok(records as f64 / started.elapsed().as_secs_f64())
+    let took = started.elapsed().as_secs_f64();
+    Ok((records as f64 / took, bytes as f64 / took))
 }
 
 /// Reads until `until` records were read in all (counting from `read`), committing what it
@@ -100,10 +133,11 @@ async fn drain(
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (brokers, records, partitions) = match args.as_slice() {
-        [b, r] => (b.clone(), r.parse()?, 3),
-        [b, r, p] => (b.clone(), r.parse()?, p.parse()?),
-        _ => bail!("usage: broker-drain BROKERS RECORDS [PARTITIONS]"),
+    let (brokers, records, partitions, kind) = match args.as_slice() {
+        [b, r] => (b.clone(), r.parse()?, 3, "raw"),
+        [b, r, p] => (b.clone(), r.parse()?, p.parse()?, "raw"),
+        [b, r, p, k] => (b.clone(), r.parse()?, p.parse()?, k.as_str()),
+        _ => bail!("usage: broker-drain BROKERS RECORDS [PARTITIONS [raw|replay]]"),
     };
     let records: usize = records;
     let run = format!("{:08x}", rand_suffix());
@@ -123,8 +157,11 @@ fn main() -> anyhow::Result<()> {
             }],
         )
         .await?;
-        let produced = produce(&brokers, topic, records).await?;
-        println!("broker drain {records} records, {partitions} partitions: produced {produced:.0} records/s");
+        let (produced, bytes) = produce(&brokers, topic, records, kind).await?;
+        println!(
+            "broker drain {records} {kind} records, {partitions} partitions: produced {produced:.0} records/s ({:.1} MB/s)",
+            bytes / 1e6
+        );
         let group = format!("exatom-bench-drain-{run}");
         let mut read = 0;
         let mut tenths = Vec::new();

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use exatom_benches::journeys::{self, seeded, Expected, Journey, Outcome};
+use exatom_benches::measure::{percentiles, query};
 use tokio::sync::Semaphore;
 
 const IN_FLIGHT: usize = 512;
@@ -149,21 +150,6 @@ fn id_of(event: &serde_json::Value) -> String {
         .to_owned()
 }
 
-/// A ClickHouse query over HTTP, TSV out.
-async fn query(http: &reqwest::Client, clickhouse: &str, sql: &str) -> anyhow::Result<String> {
-    let response = http
-        .post(clickhouse)
-        .body(format!("{sql} FORMAT TSV"))
-        .send()
-        .await?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        bail!("ClickHouse: {status} {text}");
-    }
-    Ok(text)
-}
-
 fn in_list<'a>(ids: impl Iterator<Item = &'a String>) -> String {
     ids.map(|id| format!("'{id}'"))
         .collect::<Vec<_>>()
@@ -261,21 +247,6 @@ async fn follow(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-fn percentiles(mut xs: Vec<f64>) -> String {
-    if xs.is_empty() {
-        return "none arrived".into();
-    }
-    xs.sort_by(f64::total_cmp);
-    let at = |p: f64| xs[((xs.len() as f64 * p).ceil() as usize).clamp(1, xs.len()) - 1];
-    format!(
-        "p50 {:.2} s, p99 {:.2} s, max {:.2} s ({} followed)",
-        at(0.5),
-        at(0.99),
-        xs[xs.len() - 1],
-        xs.len()
-    )
 }
 
 /// The sum of every `exatom_consumer_lag_records` series on the `/metrics` pages of one
