@@ -242,6 +242,20 @@ async fn replay_batches_get_the_contract_s_answers_while_events_are_taken() {
             .await,
         1.0
     );
+    // A browser asks before a cross-origin batch: answered, and counted under replay's route.
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://shop.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(
+        collector
+            .metric("exatom_collector_requests_total{route=\"/v1/replay\",status=\"204\"}")
+            .await,
+        1.0
+    );
 }
 
 /// A client floods replay as hard as it can (the rate limit and the site's minute lifted: the

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, MatchedPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -282,7 +282,11 @@ fn batch_error(e: BatchError) -> Response {
     error(batch_status(&e), e.to_string())
 }
 
-async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn preflight(
+    State(state): State<Arc<AppState>>,
+    route: MatchedPath,
+    headers: HeaderMap,
+) -> Response {
     let origin = origin_of(&headers);
     let allowed = origin
         .as_deref()
@@ -303,7 +307,7 @@ async fn preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     } else {
         error(StatusCode::FORBIDDEN, "origin is not allowed for any site")
     };
-    answer(&state, "/v1/events", origin.as_deref(), response)
+    answer(&state, route.as_str(), origin.as_deref(), response)
 }
 
 fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response) -> Response {
