@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use exatom_benches::journeys::{self, seeded, Expected, Journey, Outcome};
-use exatom_benches::measure::{percentiles, query};
+use exatom_benches::measure::{percentiles, query, Unit};
 use tokio::sync::Semaphore;
 
 const IN_FLIGHT: usize = 512;
@@ -587,10 +587,10 @@ fn main() -> anyhow::Result<()> {
         // Whatever has not arrived 120 s after the end counts as not arrived.
         let _ = tokio::time::timeout(Duration::from_secs(120), follower).await;
         let f = shared.followed.lock().unwrap();
-        println!("  freshness 202 → events: {}", percentiles(f.event_freshness.clone()));
+        println!("  freshness 202 → events: {}", percentiles(f.event_freshness.clone(), Unit::Seconds, "followed"));
         println!(
             "  freshness 202 of a converting journey's last batch → its session in form_sessions (rollups recomputed in the same batch): {}",
-            percentiles(f.session_freshness.clone())
+            percentiles(f.session_freshness.clone(), Unit::Seconds, "followed")
         );
         if !f.events.is_empty() || !f.sessions.is_empty() {
             println!("  not arrived within 120 s of the end: {} events, {} sessions", f.events.len(), f.sessions.len());

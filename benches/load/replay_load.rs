@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use exatom_benches::measure::{quantile, query};
+use exatom_benches::measure::{percentiles, query, Unit};
 use exatom_benches::replay::{Visit, VISIT};
 use exatom_benches::rfc3339;
 
@@ -137,20 +137,6 @@ async fn probe(
         times.push(started.elapsed().as_secs_f64());
     }
     Ok(times)
-}
-
-fn ms(mut xs: Vec<f64>) -> String {
-    if xs.is_empty() {
-        return "none".into();
-    }
-    xs.sort_by(f64::total_cmp);
-    format!(
-        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} batches)",
-        quantile(&xs, 0.5) * 1e3,
-        quantile(&xs, 0.99) * 1e3,
-        xs[xs.len() - 1] * 1e3,
-        xs.len()
-    )
 }
 
 async fn run(
@@ -293,8 +279,14 @@ async fn run(
         last - flood,
         taken as f64 / (last - first_row).max(1e-3)
     );
-    println!("  events' 202 alone:          {}", ms(alone));
-    println!("  events' 202 during the flood: {}", ms(during));
+    println!(
+        "  events' 202 alone:          {}",
+        percentiles(alone, Unit::Millis, "batches")
+    );
+    println!(
+        "  events' 202 during the flood: {}",
+        percentiles(during, Unit::Millis, "batches")
+    );
 
     if one_client {
         // What was taken is the rate limit's share, not visits: no storage per visit.
