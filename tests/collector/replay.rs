@@ -308,7 +308,14 @@ async fn a_replay_flood_from_one_client_leaves_the_events_path_alone() {
                         // A 503 for too many requests in progress is answered before the
                         // body is read, and the connection closed: a client still sending
                         // sees it cut.
-                        .map_or(503, |r| r.status().as_u16());
+                        .map_or(503, |r| {
+                            let status = r.status().as_u16();
+                            assert!(
+                                status != 503 || r.headers().contains_key("retry-after"),
+                                "a 503 says when to come back"
+                            );
+                            status
+                        });
                     match status {
                         202 => taken += 1,
                         503 => full += 1,

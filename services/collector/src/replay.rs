@@ -28,6 +28,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::assets::Asset;
+use crate::config::CollectorConfig;
 use crate::http::{answer, error, origin_of, read_body, with_retry_after, AppState};
 
 /// The recorder as served: built from `tags/src` by `tags/build.sh` (rrweb bundled).
@@ -146,13 +147,7 @@ async fn handle(
     // Each request in progress may hold a body of the largest size: their number is bounded,
     // and over it the answer is a 503 at once rather than a queue of bodies in memory.
     let Ok(_in_progress) = state.replay.in_progress.clone().try_acquire_owned() else {
-        return with_retry_after(
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many replay batches in progress; retry later",
-            ),
-            cfg.retry_after_s,
-        );
+        return Refused::unavailable(cfg, "too many replay batches in progress").into_response();
     };
     let raw = match read_body(body, cfg, cfg.limits.max_replay_body_bytes).await {
         Ok(raw) => raw,
@@ -167,7 +162,7 @@ async fn handle(
     // Decompressing, checking and compressing a batch again is up to tens of milliseconds of
     // CPU: it runs off the async workers that serve the events, a few at a time.
     let Ok(cpu) = state.replay.cpu.acquire().await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping");
+        return Refused::unavailable(cfg, "the collector is stopping").into_response();
     };
     let prepared = {
         let (state, origin) = (Arc::clone(state), origin.map(str::to_owned));
@@ -178,7 +173,7 @@ async fn handle(
     let record = match prepared {
         Ok(Ok(record)) => record,
         Ok(Err(refused)) => return refused.into_response(),
-        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping"),
+        Err(_) => return Refused::unavailable(cfg, "the collector is stopping").into_response(),
     };
     match produce(state, &record).await {
         Ok(()) => {
@@ -199,13 +194,7 @@ async fn handle(
         ),
         Err(Produce::Unavailable(reason)) => {
             tracing::warn!(reason, "answering 503 to a replay batch");
-            with_retry_after(
-                error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("cannot take replay now ({reason}); retry later"),
-                ),
-                cfg.retry_after_s,
-            )
+            Refused::unavailable(cfg, &reason).into_response()
         }
     }
 }
@@ -232,6 +221,17 @@ impl Refused {
             status,
             message: message.to_string(),
             retry_after_s: None,
+        }
+    }
+
+    /// A 503: the batch is fine, the collector cannot take it now.
+    fn unavailable(cfg: &CollectorConfig, reason: &str) -> Self {
+        Refused {
+            retry_after_s: Some(cfg.retry_after_s),
+            ..Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot take replay now ({reason}); retry later"),
+            )
         }
     }
 
@@ -307,12 +307,7 @@ fn prepare(
         });
     }
     let (events, snapshots_replaced) = (batch.event_count, batch.snapshots_replaced);
-    let unavailable = |e: String| {
-        Refused::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot take replay now ({e}); retry later"),
-        )
-    };
+    let unavailable = |e: String| Refused::unavailable(cfg, &e);
     let record = to_record(batch, keep_days, now).map_err(|e| unavailable(e.to_string()))?;
     let payload = state
         .replay
